@@ -1,0 +1,53 @@
+# One task runner. `make run` and `make test` are the two set-up commands in the README.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Torch 2.13.0 is the CPU build on this machine's disk; asking for it first keeps pip from
+# resolving a multi-GB CUDA build when sentence-transformers pulls torch in.
+TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: run test lint install install-dev browser bench eval clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet -e ".[llm]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests.
+	$(PIP) install --quiet -e ".[llm,llamacpp,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev browser
+
+# Debian's Chromium drives the browser tests (a Playwright browser download does not work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "WARNING: could not install chromium; browser tests will be skipped"; }
+
+run: install
+	$(VENV)/bin/assistant index --if-empty
+	$(VENV)/bin/assistant ui --host $(HOST) --port $(PORT)
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy assistant index ui prompts
+
+bench: install
+	$(PY) -m assistant.cli bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,155 @@
+"""The answer chain in LCEL: condense -> retrieve -> answer, as named runnables.
+
+``build_chain(index)`` gives a runnable whose ``stream`` yields ``AnswerDelta`` chunks (text
+as it is produced, the final ``Answer`` last) and whose ``invoke`` gives the merged delta, so
+streaming, batching and tracing work as LangChain users expect.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from assistant.extractive import ExtractiveAnswerer
+from assistant.retrieval import HybridRetriever
+from assistant.types import NO_ANSWER, Answer, Citation
+from index.lexical import tokenize
+
+
+@dataclass
+class AnswerDelta:
+    """A streamed piece of an answer; adding deltas concatenates text, keeps the last Answer."""
+
+    text: str = ""
+    answer: Answer | None = None
+
+    def __add__(self, other: AnswerDelta) -> AnswerDelta:
+        return AnswerDelta(self.text + other.text, other.answer or self.answer)
+
+
+def normalise_history(history: Any) -> list[tuple[str, str]]:
+    """(user, assistant) pairs from pairs or OpenAI-style message dicts."""
+    if not history:
+        return []
+    pairs: list[tuple[str, str]] = []
+    pending_user: str | None = None
+    for item in history:
+        if isinstance(item, dict):
+            role, content = item.get("role"), item.get("content")
+            text = content if isinstance(content, str) else str(content or "")
+            if role == "user":
+                pending_user = text
+            elif role == "assistant" and pending_user is not None:
+                pairs.append((pending_user, text))
+                pending_user = None
+        else:
+            user, bot = item
+            pairs.append((str(user), str(bot or "")))
+    return pairs
+
+
+def _carry_terms(question: str, history: list[tuple[str, str]]) -> str:
+    """Extractive follow-ups: add the previous question's key terms when this one leans on it."""
+    if not history:
+        return question
+    follows = len(tokenize(question)) <= 4 or re.search(
+        r"\b(he|she|they|it|him|her|them|this|that|those|these|there|his|its|their)\b",
+        question, re.IGNORECASE)
+    if not follows:
+        return question
+    previous = history[-1][0]
+    extra = [t for t in dict.fromkeys(tokenize(previous)) if t not in tokenize(question)]
+    return f"{question} {' '.join(extra)}" if extra else question
+
+
+def _llm_citations(docs: Sequence[Document], numbers: list[int]) -> list[Citation]:
+    out = []
+    for n in numbers:
+        m = docs[n - 1].metadata
+        out.append(Citation(
+            n=n, article_id=m["article_id"], title=m["title"], source=m.get("source"),
+            published=m.get("published"), url=m.get("url"), quote=docs[n - 1].page_content,
+            chunk_id=m["chunk_id"], start=m["start"], end=m["end"],
+            score=round(float(m["score"]), 4), passage=docs[n - 1].page_content,
+            passage_start=m["start"],
+        ))
+    return out
+
+
+def build_chain(index: Any, *, k: int = 5, llm: Any = None, sources: list[str] | None = None,
+                published_after: date | None = None,
+                published_before: date | None = None) -> Runnable:
+    """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks."""
+    retriever = HybridRetriever(index=index, k=k, sources=sources,
+                                published_after=published_after,
+                                published_before=published_before)
+    extractive = ExtractiveAnswerer(index.embedder, index.lexical.idf)
+
+    def condense(inputs: dict[str, Any]) -> str:
+        history = normalise_history(inputs.get("history"))
+        if llm is not None and history:
+            from assistant.llm import condense_question
+
+            return condense_question(llm, inputs["question"], history)
+        return _carry_terms(inputs["question"], history)
+
+    def retrieve(inputs: dict[str, Any]) -> list[Document]:
+        return retriever.invoke(inputs["query"])
+
+    def answer(inputs: dict[str, Any]) -> Iterator[AnswerDelta]:
+        question, docs = inputs["question"], inputs["docs"]
+        if llm is None:
+            text, citations, answered = extractive.answer(inputs["query"], docs)
+            yield AnswerDelta(text)
+            yield AnswerDelta("", Answer(question, text, answered, citations, "extractive"))
+            return
+        from assistant.llm import check_markers, stream_llm_answer
+
+        raw = ""
+        for delta in stream_llm_answer(llm, inputs["query"], docs,
+                                       normalise_history(inputs.get("history"))):
+            raw += delta
+            yield AnswerDelta(delta)
+        text, numbers = check_markers(raw.strip(), len(docs))
+        answered = bool(text) and not text.startswith(NO_ANSWER)
+        citations = _llm_citations(docs, numbers)
+        if not answered:
+            text = NO_ANSWER
+            citations = _llm_citations(docs, list(range(1, min(3, len(docs)) + 1)))
+        yield AnswerDelta("", Answer(question, text, answered, citations, "llm"))
+
+    return (
+        RunnablePassthrough.assign(query=RunnableLambda(condense).with_config(run_name="condense"))
+        | RunnablePassthrough.assign(docs=RunnableLambda(retrieve).with_config(run_name="retrieve"))
+        | RunnableLambda(answer).with_config(run_name="answer")
+    )
+
+
+def run_chain(index: Any, question: str, history: Any, *, k: int,
+              sources: list[str] | None = None, published_after: date | None = None,
+              published_before: date | None = None) -> Iterator[str | Answer]:
+    """Validate the question, run the chain, yield text deltas then the final Answer."""
+    from assistant.questions import clean_question
+
+    question = clean_question(question)
+    llm = None
+    if index.settings.llm:
+        from assistant.llm import make_chat_model
+
+        llm = make_chat_model(index.settings)
+    chain = build_chain(index, k=k, llm=llm, sources=sources, published_after=published_after,
+                        published_before=published_before)
+    final: Answer | None = None
+    for delta in chain.stream({"question": question, "history": history or []}):
+        if delta.text:
+            yield delta.text
+        if delta.answer is not None:
+            final = delta.answer
+    assert final is not None
+    yield final

@@ -1,0 +1,36 @@
+"""A small error hierarchy; the CLI and UI turn these into one-line messages."""
+
+
+class AssistantError(Exception):
+    """An expected failure whose message tells the user what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(AssistantError):
+    """Settings or arguments that cannot work (bad model name, bad LLM spec, ...)."""
+
+    exit_code = 2
+
+
+class StoreUnavailableError(AssistantError):
+    """The Chroma server cannot be reached, or the store on disk cannot be opened."""
+
+
+class IndexMismatchError(AssistantError):
+    """The index was built with another embedding model or chunking than the settings ask for."""
+
+    exit_code = 2
+
+
+class IndexBusyError(AssistantError):
+    """Another sync holds the index lock."""
+
+
+class LoadError(AssistantError):
+    """One source (file or URL) could not be turned into an article."""
+
+    def __init__(self, origin: str, reason: str) -> None:
+        super().__init__(f"{origin}: {reason}")
+        self.origin = origin
+        self.reason = reason

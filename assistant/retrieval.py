@@ -1,0 +1,90 @@
+"""HybridRetriever: dense (Chroma) + lexical (BM25) search over the same chunks, fused by RRF.
+
+Only committed chunks are returned (vectors of an article whose sync died are ignored), with
+the metadata a citation needs. Optional filters on source and publication date.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from assistant.fusion import reciprocal_rank_fusion
+from index.catalog import StoredChunk
+
+CONTEXT_CHARS = 400  # article text kept before a chunk, so a pronoun can be resolved
+
+
+class HybridRetriever(BaseRetriever):
+    """Retrieve the ``k`` best chunks for a question from an ``index.store.Index``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Any
+    k: int = 5
+    fetch_k: int = 30
+    sources: list[str] | None = None
+    published_after: date | None = None
+    published_before: date | None = None
+
+    def _where(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.published_after:
+            clauses.append({"published": {"$gte": int(self.published_after.strftime("%Y%m%d"))}})
+        if self.published_before:
+            clauses.append({"published": {"$lte": int(self.published_before.strftime("%Y%m%d"))}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _keep(self, chunk: StoredChunk) -> bool:
+        art = chunk.article
+        if self.sources and (art.source or "") not in self.sources:
+            return False
+        published = date.fromisoformat(art.published) if art.published else None
+        if self.published_after and (published is None or published < self.published_after):
+            return False
+        return not (self.published_before and (published is None
+                                               or published > self.published_before))
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        vector = self.index.embedder.embed_query(query)
+        dense = self.index.vectors.query(vector, self.fetch_k, where=self._where())
+        lexical = self.index.lexical.search(query, self.fetch_k * 2)
+        stored = self.index.catalog.chunks(
+            list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical])))
+        stored = {i: c for i, c in stored.items() if self._keep(c)}
+        dense_ids = [i for i, _ in dense if i in stored]
+        lexical_ids = [i for i, _ in lexical if i in stored][: self.fetch_k]
+        fused = reciprocal_rank_fusion([dense_ids, lexical_ids])
+        dense_score = dict(dense)
+        lexical_score = dict(lexical)
+        return [
+            _to_document(stored[i], score, dense_score.get(i), lexical_score.get(i))
+            for i, score in fused[: self.k]
+        ]
+
+
+def _to_document(chunk: StoredChunk, score: float, dense: float | None,
+                 lexical: float | None) -> Document:
+    art = chunk.article
+    before = chunk.article_text[max(0, chunk.start - CONTEXT_CHARS): chunk.start]
+    return Document(
+        page_content=chunk.text,
+        id=chunk.chunk_id,
+        metadata={
+            "chunk_id": chunk.chunk_id, "article_id": art.article_id, "title": art.title,
+            "source": art.source, "published": art.published, "url": art.url,
+            "origin": art.origin, "start": chunk.start, "end": chunk.end, "score": score,
+            "dense_score": dense, "lexical_score": lexical, "context_before": before,
+        },
+    )

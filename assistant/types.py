@@ -1,0 +1,52 @@
+"""What an answer is: text whose ``[n]`` markers resolve to the citations it carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: The one phrase that starts every declined answer; prompts and tests share it.
+NO_ANSWER = "The indexed articles do not answer this question."
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One cited passage: where it comes from and the exact quoted text.
+
+    ``start``/``end`` are character offsets of ``quote`` in the article text, so a UI can
+    highlight it in context; ``chunk_id`` names the retrieved chunk it came from.
+    """
+
+    n: int
+    article_id: str
+    title: str
+    source: str | None
+    published: str | None
+    url: str | None
+    quote: str
+    chunk_id: str
+    start: int
+    end: int
+    score: float
+    passage: str = ""
+    passage_start: int = 0
+
+
+@dataclass
+class Answer:
+    """An answer (or a decline) with its citations; ``to_dict()`` is JSON-safe."""
+
+    question: str
+    text: str
+    answered: bool
+    citations: list[Citation] = field(default_factory=list)
+    mode: str = "extractive"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "answered": self.answered,
+            "mode": self.mode,
+            "citations": [asdict(c) for c in self.citations],
+        }

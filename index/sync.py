@@ -1,0 +1,288 @@
+"""Make the index mirror its sources: add new articles, re-embed changed ones, drop deleted.
+
+Unchanged files cost a ``stat`` (and a hash when their mtime moved); only new or changed
+articles are chunked and embedded. The unit of change is one article: its vectors are stored
+first, then it becomes visible in one catalog transaction, so a crash leaves only whole
+articles. A rebuild (asked for, or forced by a new embedding model or chunking) fills a new
+generation and switches to it only when it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.errors import IndexMismatchError, LoadError
+from assistant.settings import Settings
+from index.catalog import SourceState
+from index.chunking import embedding_text
+from index.loaders import LoadResult, iter_article_files, load_file, load_url
+from index.locking import sync_lock
+from index.records import Article, Chunk, FailedSource, SyncReport
+from index.store import Index, collect_garbage
+
+Progress = Callable[[int, int, str], None]
+_EMBED_GROUP = 256  # chunks embedded (and committed) per step: bounds memory and lost work
+
+
+@dataclass
+class _Pending:
+    """An article to embed, with the article it replaces (same origin, older version)."""
+
+    article: Article
+    source_file: str
+    chunks: list[Chunk] = field(default_factory=list)
+    replaces: str | None = None
+    replaces_chunks: int = 0
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def sync(settings: Settings, sources: Sequence[str] | None = None, *, rebuild: bool = False,
+         wait: float = 0.0, progress: Progress | None = None, show_bar: bool = True) -> SyncReport:
+    """Sync ``sources`` (folders, files, URLs; default: every source synced before)."""
+    with sync_lock(settings.home, wait=wait):
+        current = Index.open(settings, check=False)
+        if current is not None:
+            try:
+                current.check_settings()
+            except IndexMismatchError:
+                rebuild = True  # new model or chunking: re-embed into a fresh generation
+        known_roots = _known_roots(current)
+        roots = [_normalise(s) for s in sources] if sources else known_roots
+        if current is None or rebuild:
+            collect_garbage(settings)
+            target = Index.create(settings)
+            if current is None:
+                target.activate()  # first index: whole articles become visible as they land
+            roots = list(dict.fromkeys([*roots, *known_roots])) if rebuild else roots
+        else:
+            target = current
+        report = _Syncer(target, progress, show_bar).run(roots)
+        if target is not current:
+            report.rebuilt = current is not None
+            target.activate()
+            if current is not None:
+                current.close()
+                collect_garbage(settings)
+        target.lexical.refresh()
+        target.close()
+        return report
+
+
+def _known_roots(index: Index | None) -> list[str]:
+    if index is None:
+        return []
+    return list(dict.fromkeys(s.root for s in index.catalog.sources().values()))
+
+
+def _normalise(source: str) -> str:
+    return source if is_url(source) else str(Path(source).expanduser().absolute())
+
+
+class _Syncer:
+    def __init__(self, index: Index, progress: Progress | None, show_bar: bool) -> None:
+        self.index = index
+        self.catalog = index.catalog
+        self.settings = index.settings
+        self.report = SyncReport()
+        self.progress = progress
+        self.show_bar = show_bar and sys.stderr.isatty()
+        self.pending: list[_Pending] = []
+        self.seen_text: dict[str, str] = {}
+        self.done_files: list[SourceState] = []
+
+    def run(self, roots: list[str]) -> SyncReport:
+        if self.catalog.get_meta("dirty") == "1":
+            self._collect_orphans()
+        known = self.catalog.sources()
+        for root in roots:
+            self._scan_root(root, known)
+        self._embed_and_commit()
+        for state in self.done_files:
+            self.catalog.set_source(state)
+        self.catalog.set_meta(dirty="0")
+        return self.report
+
+    # --- phase 1: find what changed --------------------------------------------------------
+    def _scan_root(self, root: str, known: dict[str, SourceState]) -> None:
+        if is_url(root):
+            files: list[str] = [root]
+        else:
+            path = Path(root)
+            if path.is_dir():
+                files = [str(p.absolute()) for p in iter_article_files(path)]
+            elif path.exists() or path.is_symlink():
+                files = [root]
+            else:
+                files = []
+                if not any(s.root == root for s in known.values()):
+                    self._fail(root, "no such file or directory")
+        present = set(files)
+        for origin, state in known.items():
+            if state.root == root and origin not in present:
+                self._remove_file(origin)
+        for i, origin in enumerate(files):
+            self._notify(i, len(files), f"reading {Path(origin).name}")
+            self._scan_file(origin, root, known.get(origin))
+
+    def _scan_file(self, origin: str, root: str, state: SourceState | None) -> None:
+        stat = None if is_url(origin) else _stat(origin)
+        if state and stat and (state.mtime_ns, state.size) == stat and state.root == root:
+            self.report.unchanged += len(self.catalog.articles(origin))
+            return
+        max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+        try:
+            if is_url(origin):
+                result = load_url(origin, max_bytes=max_bytes)
+            else:
+                digest = _digest(origin, max_bytes)
+                if state and digest == state.digest:
+                    self.report.unchanged += len(self.catalog.articles(origin))
+                    self.done_files.append(SourceState(origin, root, *(stat or (None, None)), digest))
+                    return
+                result = load_file(Path(origin), max_bytes=max_bytes)
+        except LoadError as exc:
+            self._fail(origin, exc.reason)
+            return
+        except OSError as exc:
+            self._fail(origin, exc.strerror or str(exc))
+            return
+        for problem in result.problems:
+            self._fail(origin, problem)
+        self._plan(origin, result)
+        digest = hashlib.sha256(
+            "\x1e".join(a.id for a in result.articles).encode()).hexdigest() if is_url(origin) \
+            else _digest(origin, max_bytes)
+        self.done_files.append(SourceState(origin, root, *(stat or (None, None)), digest))
+
+    def _plan(self, source_file: str, result: LoadResult) -> None:
+        old = {a.origin: a for a in self.catalog.articles(source_file)}
+        old_ids = {a.article_id for a in old.values()}
+        kept: set[str] = set()
+        for article in result.articles:
+            if article.id in old_ids:
+                self.report.unchanged += 1
+                kept.add(article.id)
+                continue
+            owner = self.seen_text.get(article.text_sha) or self._owner(article, source_file)
+            if owner:
+                self.report.duplicates.append(
+                    FailedSource(article.origin, f"same text as {owner}; indexed once"))
+                continue
+            self.seen_text[article.text_sha] = article.origin
+            previous = old.get(article.origin)
+            if previous and previous.article_id not in kept:
+                kept.add(previous.article_id)
+                self.report.updated += 1
+                self.pending.append(_Pending(article, source_file, replaces=previous.article_id,
+                                             replaces_chunks=previous.n_chunks))
+            else:
+                self.report.added += 1
+                self.pending.append(_Pending(article, source_file))
+        for stored in old.values():
+            if stored.article_id not in kept:
+                self._remove_article(stored.article_id, stored.n_chunks)
+
+    def _owner(self, article: Article, source_file: str) -> str | None:
+        stored = self.catalog.article_by_text(article.text_sha)
+        if stored and stored.source_file != source_file:
+            return stored.origin
+        return None
+
+    def _remove_file(self, origin: str) -> None:
+        for stored in self.catalog.articles(origin):
+            self._remove_article(stored.article_id, stored.n_chunks)
+        self.catalog.forget_source(origin)
+
+    def _remove_article(self, article_id: str, n_chunks: int) -> None:
+        self.catalog.remove_article(article_id)
+        self.index.vectors.delete(_chunk_ids(article_id, n_chunks))
+        self.report.removed += 1
+
+    # --- phase 2: embed, store vectors, then commit article by article ---------------------
+    def _embed_and_commit(self) -> None:
+        if not self.pending:
+            return
+        chunker = self.index.chunker
+        for item in self.pending:
+            item.chunks = chunker.split(item.article)
+        total = sum(len(p.chunks) for p in self.pending)
+        self.catalog.set_meta(dirty="1")
+        bar = tqdm(total=total, unit="chunk", desc="Embedding", disable=not self.show_bar,
+                   file=sys.stderr)
+        group: list[_Pending] = []
+        size = 0
+        for item in self.pending:
+            group.append(item)
+            size += len(item.chunks)
+            if size >= _EMBED_GROUP:
+                self._store_group(group, bar, total)
+                group, size = [], 0
+        if group:
+            self._store_group(group, bar, total)
+        bar.close()
+
+    def _store_group(self, group: list[_Pending], bar: tqdm, total: int) -> None:
+        ids, texts, metas, docs = [], [], [], []
+        for item in group:
+            a = item.article
+            for c in item.chunks:
+                ids.append(c.id)
+                texts.append(embedding_text(a.title, c.text))
+                docs.append(c.text)
+                metas.append({
+                    "article_id": a.id, "n": c.n, "start": c.start, "end": c.end,
+                    "title": a.title, "source": a.source or "",
+                    "published": int(a.published.strftime("%Y%m%d")) if a.published else 0,
+                })
+        vectors = self.index.embedder.embed_documents(texts)
+        self.index.vectors.upsert(ids, vectors, metas, docs)
+        for item in group:
+            self.catalog.commit_article(item.article, item.chunks, item.source_file,
+                                        replaces=item.replaces)
+            if item.replaces:
+                self.index.vectors.delete(_chunk_ids(item.replaces, item.replaces_chunks))
+        self.report.chunks_embedded += len(ids)
+        bar.update(len(ids))
+        self._notify(self.report.chunks_embedded, total, "embedding")
+
+    def _collect_orphans(self) -> None:
+        """Vectors stored by a sync that died before committing their article."""
+        orphans = self.index.vectors.all_ids() - self.catalog.chunk_ids()
+        if orphans:
+            self.index.vectors.delete(sorted(orphans))
+
+    # --- reporting -------------------------------------------------------------------------
+    def _fail(self, origin: str, reason: str) -> None:
+        self.report.failed.append(FailedSource(origin, reason))
+
+    def _notify(self, done: int, total: int, message: str) -> None:
+        if self.progress:
+            self.progress(done, total, message)
+
+
+def _stat(origin: str) -> tuple[int, int] | None:
+    try:
+        st = Path(origin).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _digest(origin: str, max_bytes: int) -> str:
+    path = Path(origin)
+    if path.stat().st_size > max_bytes:
+        return "too-large"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _chunk_ids(article_id: str, n_chunks: int) -> list[str]:
+    return [f"{article_id}:{n}" for n in range(n_chunks)]

@@ -9,13 +9,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from assistant.errors import IndexBusyError
+from assistant.errors import ConfigError, IndexBusyError
 
 
 @contextmanager
 def sync_lock(home: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the home's sync lock; wait up to ``wait`` seconds, then refuse clearly."""
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {home} as ASSISTANT_HOME ({exc.strerror}); point ASSISTANT_HOME or "
+            "--home at a writable directory"
+        ) from exc
     path = home / "sync.lock"
     with path.open("a+") as fh:
         deadline = time.monotonic() + wait

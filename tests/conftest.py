@@ -1,0 +1,114 @@
+"""Shared fixtures: every test gets its own ASSISTANT_HOME; unit tests cannot reach the network;
+a real `chroma run` server on loopback for the server-backed tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "assistant" / "sample_articles"
+BBC = Path(__file__).resolve().parents[2] / "shared" / "eval" / "bbc"
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "assistant-home"
+    monkeypatch.setenv("ASSISTANT_HOME", str(home))
+    for var in ("ASSISTANT_CHROMA_HOST", "ASSISTANT_LLM", "ASSISTANT_EMBEDDING_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests may only talk to loopback; integration tests are exempt."""
+    if request.node.get_closest_marker("integration"):
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in _LOOPBACK:
+            raise RuntimeError(f"unit tests must not reach the network (tried {host})")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path) -> Settings:
+    """Settings with the deterministic fake embedder: fast, for logic tests."""
+    return Settings(home=tmp_path / "home", embedding_model="fake")
+
+
+@pytest.fixture
+def real_settings(tmp_path: Path) -> Settings:
+    """The bundled real model and embedded Chroma on disk."""
+    return Settings(home=tmp_path / "home")
+
+
+class ChromaServer:
+    def __init__(self, path: Path) -> None:
+        self.port = free_port()
+        exe = Path(sys.executable).with_name("chroma")
+        self.proc = subprocess.Popen(
+            [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("chroma run exited early")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("chroma server did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    if shutil.which("chroma", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("the `chroma` executable is not installed in this environment")
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Real model; Chroma embedded on disk, and again as a real `chroma run` server."""
+    if request.param == "server":
+        server = request.getfixturevalue("chroma_server")
+        return Settings(home=tmp_path / "home", chroma_host="127.0.0.1", chroma_port=server.port)
+    return Settings(home=tmp_path / "home")

@@ -23,52 +23,105 @@ from index.sentences import split_sentences
 #: Best-sentence score below which the answerer declines; calibrated on the dev questions
 #: (see README "Quality"): the value that keeps false declines of answerable questions low.
 DECLINE_THRESHOLD = 0.45
+# Sentence score = W_LEX * IDF-weighted question-term coverage + W_DENSE * cosine similarity
+# + answer-type bonus or penalty - DOC_DECAY * passage rank. Tuned on the dev questions.
+W_LEX = 0.45
+W_DENSE = 0.45
+DOC_DECAY = 0.02
+TYPE_BONUS = 0.08
+UNTYPED_PENALTY = 0.25
+MARGIN = 0.2  # further sentences must score within this of the best one
 
 _PRONOUN_START = re.compile(
     r"^(?:\W*)(?:but |and |however,? |yet |so )?(?:he|she|they|it|this|that|these|those|his|her|"
     r"their|its|the company|the firm|the group)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d|£|\$|€|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundred|"
-                     r"thousand|million|billion|half|dozen)\b", re.IGNORECASE)
+_MONEY_Q = re.compile(r"\b(?:money|cost|costs|pay|paid|price|priced|worth|fee|fees|fine|fined|award|"
+                      r"awarded|raise|raised|prize|spend|spent|sued|settle|charge|invest|"
+                      r"investment|funding|budget|salary|bid|deal|sell for|sold for)\b")
+_MONEY = re.compile(r"[£$€]\s?\d|\d[\d.,]*\s?(?:m|bn|k)?\s?(?:euros?|dollars?|pounds?|yen|"
+                    r"yuan|rupees?)\b|\b\d+p\b|\b(?:A|US|HK)\$", re.IGNORECASE)
+_QUANTITY = re.compile(r"\d[\d,.:]*\d|\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                       r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|half|dozen|"
+                       r"double|treble|triple)\b", re.IGNORECASE)
 _DATE = re.compile(r"\b(?:1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|"
                    r"september|october|november|december|monday|tuesday|wednesday|thursday|"
-                   r"friday|saturday|sunday|yesterday|today|last (?:week|month|year))\b",
+                   r"friday|saturday|sunday|yesterday|today|tomorrow|last (?:week|month|year))\b",
                    re.IGNORECASE)
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+_CAPITALISED = re.compile(r"\b[A-Z][\w&'-]*")
+
+
+def expected_type(question: str) -> str | None:
+    """The kind of answer a question asks for: money, quantity, date, name or None.
+
+    Decided by the question's first wh-word, so "Which film ... when she ..." asks for a name.
+    """
+    q = question.lower()
+    wh = re.search(r"\b(who|whom|whose|which|what|when|where|why|how)\b", q)
+    if not wh:
+        return None
+    rest = q[wh.start():]
+    word = wh.group(1)
+    if re.search(r"\bby what (?:score|margin)\b", q):
+        return "quantity"
+    if word == "how":
+        if re.match(r"how (?:much|many)\b", rest) and _MONEY_Q.search(q):
+            return "money"
+        if re.match(r"how (?:much|many|long|far|old|big|fast|high|often)\b", rest):
+            return "quantity"
+        return None
+    if word == "when" or re.match(r"what (?:year|date|day|month)\b", rest):
+        return "date"
+    if word == "what":
+        if re.match(r"what (?:price|fee|sum)\b", rest) or (
+                re.match(r"what (?:amount|figure)\b", rest) and _MONEY_Q.search(q)):
+            return "money"
+        if re.match(r"what (?:percentage|amount|proportion|share|score|figure|number|time|"
+                    r"record|rate|attendance|total|age|size|margin)\b", rest):
+            return "quantity"
+        if re.match(r"what (?:is|was) the name\b", rest) or re.search(r"\bcalled\b", rest):
+            return "name"
+        return None
+    if word in ("who", "whom", "whose", "which"):
+        return "name"
+    return None
+
+
+def has_type(text: str, kind: str | None, question: str) -> bool:
+    """Does ``text`` hold something of the wanted kind that the question does not already say?"""
+    if kind is None:
+        return True
+    q_lower = question.lower()
+    if kind == "money":
+        return any(m.group().lower() not in q_lower for m in _MONEY.finditer(text))
+    if kind == "quantity":
+        q_numbers = {m.group().lower() for m in _QUANTITY.finditer(question)}
+        return any(m.group().lower() not in q_numbers for m in _QUANTITY.finditer(text))
+    if kind == "date":
+        return any(m.group().lower() not in q_lower for m in _DATE.finditer(text))
+    q_words = {w.lower() for w in re.findall(r"[\w&'-]+", question)}
+    words = list(_CAPITALISED.finditer(text))
+    return any(m.start() > 0 and m.group().lower() not in q_words
+               and m.group().lower() not in _STOP_CAPS for m in words)
 
 
 @dataclass
 class Sentence:
+    """A candidate sentence; ``start``/``end`` are offsets in the article text."""
+
     doc: int
-    start: int  # article offsets
+    start: int
     end: int
     text: str
     lexical: float = 0.0
     dense: float = 0.0
     score: float = 0.0
+    context: str = ""
+    typed: bool = True
+    bonus: float = 0.0
 
 
-def expected_type(question: str) -> str | None:
-    q = question.lower()
-    if re.search(r"\bhow (?:much|many|long|far|old|big)\b|\bwhat (?:price|percentage|amount|"
-                 r"proportion|share|score|sum|figure|number)\b|\bby how\b", q):
-        return "number"
-    if re.search(r"\bwhen\b|\bwhat (?:year|date|day|month)\b", q):
-        return "date"
-    if re.search(r"^\s*who\b|\bwhich (?:\w+ )?(?:person|man|woman|player|singer|actor|"
-                 r"executive|minister|chief|editor|member|student|boss|coach|director)\b", q):
-        return "name"
-    return None
-
-
-def _has_type(text: str, kind: str | None, question: str) -> bool:
-    if kind == "number":
-        return bool(_NUMBER.search(text))
-    if kind == "date":
-        return bool(_DATE.search(text))
-    if kind == "name":
-        q_words = set(re.findall(r"[A-Z][a-z]+", question))
-        return any(m.group() not in q_words for m in _NAME.finditer(text))
-    return True
+_STOP_CAPS = frozenset("""the a an he she it they we i but and in on at for of to this that his her
+their its mr mrs ms dr said however while when after before as if so yet""".split())
 
 
 class ExtractiveAnswerer:
@@ -93,38 +146,49 @@ class ExtractiveAnswerer:
         for d, doc in enumerate(docs):
             base = doc.metadata["start"]
             title_terms = set(tokenize(doc.metadata.get("title") or ""))
+            previous = _last_sentence(doc.metadata.get("context_before", ""))
             for a, b in split_sentences(doc.page_content):
                 text = doc.page_content[a:b]
                 toks = set(tokenize(text))
+                # "But he also cautioned ...": the previous sentence says who "he" is.
+                context = set(tokenize(previous)) - toks if _PRONOUN_START.match(text) else set()
                 hit = sum(w for t, w in weights.items() if t in toks)
-                hit += 0.5 * sum(w for t, w in weights.items() if t in title_terms and t not in toks)
+                hit += 0.7 * sum(w for t, w in weights.items() if t in context)
+                hit += 0.5 * sum(w for t, w in weights.items()
+                                 if t in title_terms and t not in toks and t not in context)
                 s = Sentence(d, base + a, base + b, text, lexical=hit / total)
-                s.score = s.lexical - 0.02 * d - (0.0 if _has_type(text, kind, question) else 0.25)
+                s.context = previous if context else ""
+                previous = text
+                s.typed = has_type(text, kind, question)
+                s.bonus = -DOC_DECAY * d + (0.0 if kind is None else
+                                            TYPE_BONUS if s.typed else -UNTYPED_PENALTY)
+                s.score = W_LEX * s.lexical + s.bonus
                 sentences.append(s)
         sentences.sort(key=lambda s: -s.score)
         top = sentences[: self.candidates]
         if top:
-            vectors = np.array(self.embedder.embed_documents([s.text for s in top]))
+            texts = [f"{s.context} {s.text}".strip() for s in top]
+            vectors = np.array(self.embedder.embed_documents(texts))
             query = np.array(self.embedder.embed_query(question))
             sims = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9)
             for s, sim in zip(top, sims, strict=True):
                 s.dense = float(sim)
-                s.score = 0.5 * s.score + 0.5 * s.dense
-        for s in sentences[self.candidates:]:
-            s.score = 0.5 * s.score  # never embedded: ranked below every embedded candidate
+                s.score += W_DENSE * s.dense
         sentences.sort(key=lambda s: -s.score)
         return sentences
 
     def answer(self, question: str, docs: Sequence[Document]) -> tuple[str, list[Citation], bool]:
         """(answer text with [n] markers, citations, answered?)."""
         ranked = self.score(question, docs)
-        if not ranked or ranked[0].score < self.threshold:
+        kind = expected_type(question)
+        if not ranked or ranked[0].score < self.threshold or (kind and not ranked[0].typed):
             return NO_ANSWER, self._closest(ranked, docs), False
         chosen: list[Sentence] = []
         for s in ranked:
-            if len(chosen) == self.max_sentences or s.score < ranked[0].score - 0.12:
+            if len(chosen) == self.max_sentences or s.score < ranked[0].score - MARGIN:
                 break
-            if any(_near_duplicate(s.text, c.text) or _overlaps(s, c) for c in chosen):
+            if (kind and not s.typed) or any(
+                    _near_duplicate(s.text, c.text) or _overlaps(s, c) for c in chosen):
                 continue
             chosen.append(s)
         parts: list[str] = []
@@ -157,6 +221,11 @@ class ExtractiveAnswerer:
         picks = sorted(best.values(), key=lambda s: -s.score)[:3]
         return [_citation(i + 1, docs[s.doc], s.text, s.start, s.end, s.score)
                 for i, s in enumerate(picks)]
+
+
+def _last_sentence(text: str) -> str:
+    spans = split_sentences(text)
+    return text[spans[-1][0]: spans[-1][1]] if spans else ""
 
 
 def _article_slice(doc: Document, start: int, end: int) -> str:

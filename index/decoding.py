@@ -11,9 +11,12 @@ import re
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import PurePath, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 import charset_normalizer
+import yaml
+from frontmatter import YAMLHandler
 
 from assistant.errors import LoadError
 
@@ -207,3 +210,34 @@ def snippet_title(text: str) -> str:
         return sentence or "Untitled"
     cut = sentence[:_SNIPPET_CHARS].rsplit(" ", 1)[0].rstrip(",;:-– ")
     return f"{cut or sentence[:_SNIPPET_CHARS]}…"
+
+
+def split_front_matter(text: str, origin: str) -> tuple[dict[str, Any], str]:
+    """YAML front matter as a dict, and the body; malformed YAML is a LoadError, not a guess."""
+    handler = YAMLHandler()
+    if not handler.detect(text):
+        return {}, text
+    try:
+        raw, body = handler.split(text)
+    except ValueError:  # an opening "---" with no closing one: a rule, not front matter
+        return {}, text
+    try:
+        meta = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise LoadError(origin, f"malformed YAML front matter: {_yaml_reason(exc)}") from exc
+    except RecursionError as exc:
+        raise LoadError(origin, "malformed YAML front matter: nested too deeply") from exc
+    if meta is None:
+        return {}, body
+    if not isinstance(meta, dict):
+        kind = type(meta).__name__
+        raise LoadError(origin, f"front matter must be key: value pairs, not a {kind}")
+    return meta, body
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{exc.problem}{where}"
+    return str(exc).strip().split("\n", 1)[0]

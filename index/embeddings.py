@@ -55,6 +55,7 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # no "sequence longer than max" noise: we chunk by tokens
+        hf_logging.disable_progress_bar()
 
         path = resolve_model_path(self.name)
         try:

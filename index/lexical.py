@@ -27,17 +27,27 @@ _STOPWORDS = frozenset(
 )
 
 
+TOKENIZER_VERSION = 2
+
+
+def stem(token: str) -> str:
+    """A light suffix fold so "threatened" meets "threaten" and "tariffs" meets "tariff";
+    a full stemmer would merge names and figures that news questions must keep apart."""
+    if token.isdigit() or len(token) <= 4:
+        return token
+    for suffix in ("ing", "ed"):
+        if token.endswith(suffix) and len(token) - len(suffix) >= 4:
+            token = token[: -len(suffix)]
+            break
+    else:
+        if token.endswith("s") and not token.endswith("ss"):
+            token = token[:-1]
+    return token[:-1] if token.endswith("e") and len(token) > 4 else token
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens without stop words; numbers and single letters are kept."""
-    out = []
-    for tok in _TOKEN.findall(text.lower()):
-        if tok in _STOPWORDS:
-            continue
-        # A light plural/possessive fold: "tariffs" ~ "tariff", "China's" -> "china".
-        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
-            tok = tok[:-1]
-        out.append(tok)
-    return out
+    """Lower-cased, lightly stemmed word tokens without stop words; numbers are kept."""
+    return [stem(tok) for tok in _TOKEN.findall(text.lower()) if tok not in _STOPWORDS]
 
 
 class LexicalIndex:
@@ -68,7 +78,7 @@ class LexicalIndex:
                 state = pickle.load(fh)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return False
-        if state.get("revision") != revision:
+        if state.get("revision") != revision or state.get("tokenizer") != TOKENIZER_VERSION:
             return False
         self._ids, self._bm25, self._revision = state["ids"], state["bm25"], revision
         return True
@@ -89,7 +99,8 @@ class LexicalIndex:
         tmp = self.path.with_suffix(".tmp")
         try:
             with tmp.open("wb") as fh:
-                pickle.dump({"revision": self._revision, "ids": self._ids, "bm25": self._bm25}, fh)
+                pickle.dump({"revision": self._revision, "tokenizer": TOKENIZER_VERSION,
+                             "ids": self._ids, "bm25": self._bm25}, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(self.path)

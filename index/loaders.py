@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import trafilatura
-import yaml
-from frontmatter import YAMLHandler
+from trafilatura.settings import Document
 
 from assistant.errors import LoadError
 from index.decoding import (
@@ -30,6 +29,7 @@ from index.decoding import (
     parse_date,
     sniff_html_charset,
     snippet_title,
+    split_front_matter,
     title_from_name,
 )
 from index.fetch import fetch_url, too_large
@@ -118,7 +118,7 @@ class MarkdownLoader(Loader):
 
     def load(self, data: bytes, origin: str) -> LoadResult:
         text = decode_text(data, origin)
-        meta, body = _split_front_matter(text, origin)
+        meta, body = split_front_matter(text, origin)
         title = coerce_str(meta.get("title"))
         heading, rest = self._leading_heading(body.strip())
         if heading and (title is None or heading.casefold() == title.casefold()):
@@ -126,15 +126,15 @@ class MarkdownLoader(Loader):
         body = body.strip()
         if not body:
             raise LoadError(origin, "no article text (only front matter or a title)")
-        published = parse_date(meta.get("published", meta.get("date")))
+        published = parse_date(meta.get("published") or meta.get("date"))
         article = Article(
             title=title or title_from_name(origin),
             text=body,
             origin=origin,
             source=coerce_str(meta.get("source")),
             published=published,
-            url=coerce_str(meta.get("url")),
-            author=coerce_author(meta.get("author", meta.get("authors"))),
+            url=_url(meta.get("url")),
+            author=coerce_author(meta.get("author") or meta.get("authors")),
         )
         return LoadResult([article])
 
@@ -147,37 +147,6 @@ class MarkdownLoader(Loader):
         if first.strip() and self._SETEXT.fullmatch(second):
             return first.strip(), after
         return None, body
-
-
-def _split_front_matter(text: str, origin: str) -> tuple[dict[str, Any], str]:
-    """YAML front matter as a dict, and the body; malformed YAML is a LoadError, not a guess."""
-    handler = YAMLHandler()
-    if not handler.detect(text):
-        return {}, text
-    try:
-        raw, body = handler.split(text)
-    except ValueError:  # an opening "---" with no closing one: a rule, not front matter
-        return {}, text
-    try:
-        meta = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise LoadError(origin, f"malformed YAML front matter: {_yaml_reason(exc)}") from exc
-    except RecursionError as exc:
-        raise LoadError(origin, "malformed YAML front matter: nested too deeply") from exc
-    if meta is None:
-        return {}, body
-    if not isinstance(meta, dict):
-        kind = type(meta).__name__
-        raise LoadError(origin, f"front matter must be key: value pairs, not a {kind}")
-    return meta, body
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
-        mark = exc.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        return f"{exc.problem}{where}"
-    return str(exc).strip().split("\n", 1)[0]
 
 
 class HtmlLoader(Loader):
@@ -199,8 +168,8 @@ class HtmlLoader(Loader):
             )
         except RecursionError as exc:
             raise LoadError(origin, "HTML nested too deeply to parse") from exc
-        text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
-        if not text:
+        text = (doc.text or "").strip() if isinstance(doc, Document) else ""
+        if not isinstance(doc, Document) or not text:
             raise LoadError(origin, "no article text found in HTML")
         title = coerce_str(doc.title)
         first, _, rest = text.partition("\n")
@@ -304,10 +273,15 @@ def _record_article(value: Any, origin: str) -> tuple[Article | None, str | None
         origin=origin,
         source=coerce_str(value.get("source")),
         published=parse_date(date_value),
-        url=coerce_str(value.get("url")),
-        author=coerce_author(value.get("author", value.get("authors"))),
+        url=_url(value.get("url")),
+        author=coerce_author(value.get("author") or value.get("authors")),
     )
     return article, None
+
+
+def _url(value: Any) -> str | None:
+    """A URL only from a string: ``url: 17`` is a mistake, not a link."""
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def _kind(value: Any) -> str:

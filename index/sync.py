@@ -118,7 +118,11 @@ class _Syncer:
         else:
             path = Path(root)
             if path.is_dir():
-                files = [str(p.absolute()) for p in iter_article_files(path)]
+                try:
+                    files = [str(p.absolute()) for p in iter_article_files(path)]
+                except LoadError as exc:  # an unreadable folder: keep what it had, report it
+                    self._fail(exc.origin, exc.reason)
+                    return
             elif path.exists() or path.is_symlink():
                 files = [root]
             else:

@@ -1,0 +1,197 @@
+"""The Gradio 6 app: Chat, Add articles, Indexed articles. ``launch`` is what `assistant ui` runs.
+
+Only the public API (``assistant.api``) is called; the logic lives in ``ui.handlers`` and the
+HTML in ``ui.render`` (both testable without a browser). Safe defaults: loopback bind, optional
+login, upload size cap enforced by Gradio itself, no extra served paths, no analytics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gradio as gr
+
+from assistant.errors import AssistantError, ConfigError
+from assistant.settings import Settings
+from ui import handlers
+from ui.assets import APP_CSS, CITE_JS, SOURCES_CSS
+from ui.render import Turn, esc, sources_html, status_html
+
+log = logging.getLogger(__name__)
+
+
+def _index_views(settings: Settings, query: str = "") -> tuple[str, dict[str, Any], Any]:
+    """(status HTML, article table, source filter update) from the public API."""
+    from assistant.api import index_status, list_articles
+
+    try:
+        status = status_html(index_status(settings))
+        articles = list_articles(settings)
+    except AssistantError as exc:
+        return (f"<p class='aa-bad'>{esc(exc)}</p>",
+                {"headers": handlers.ARTICLE_HEADERS, "data": []}, gr.update())
+    table = {"headers": handlers.ARTICLE_HEADERS,
+             "data": handlers.article_rows(articles, query)}
+    return status, table, gr.update(choices=handlers.source_choices(articles))
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    """The whole UI for ``settings`` (its ``home`` is the index that is served and grown)."""
+    suffixes = ", ".join(handlers.supported_suffixes())
+    with gr.Blocks(title="Article Assistant", analytics_enabled=False) as demo:
+        gr.Markdown("## Article Assistant\nAsk about the indexed news articles. Every sentence "
+                    "of an answer cites its passage: click a **[n]** to read it.")
+        turns = gr.State([])
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(
+                            label="Conversation", elem_id="aa-chat", height=460,
+                            render_markdown=False, sanitize_html=True, allow_tags=False,
+                            feedback_options=None, buttons=["copy"],
+                            placeholder="Ask something about the articles, e.g. "
+                                        "“What did Bessent threaten?”")
+                        with gr.Row():
+                            question = gr.Textbox(
+                                show_label=False, placeholder="Your question…", scale=5,
+                                elem_id="aa-question", max_length=2000, autofocus=True)
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1,
+                                                elem_id="aa-ask")
+                        new_chat = gr.Button("New conversation", size="sm")
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Sources")
+                        sources = gr.HTML(sources_html([]), elem_id="aa-sources",
+                                          js_on_load=CITE_JS, css_template=SOURCES_CSS,
+                                          max_height=640)
+                with gr.Accordion("Answer settings", open=False):
+                    with gr.Row():
+                        k = gr.Slider(1, 20, value=settings.k, step=1,
+                                      label="Passages retrieved per question")
+                        choices = handlers.mode_choices(settings)
+                        mode = gr.Radio(
+                            choices, value=choices[-1][1], label="Answer mode",
+                            interactive=len(choices) > 1,
+                            info=None if settings.llm else
+                            "Set ASSISTANT_LLM (e.g. ollama:llama3.2) to answer with an LLM.")
+                    with gr.Row():
+                        source_filter = gr.Dropdown(
+                            [], value=[], multiselect=True, label="Only these sources",
+                            info="Empty: all sources.")
+                        after = gr.Textbox(label="Published on or after", placeholder="YYYY-MM-DD")
+                        before = gr.Textbox(label="Published on or before",
+                                            placeholder="YYYY-MM-DD")
+            with gr.Tab("Add articles", id="add"):
+                gr.Markdown(f"Upload article files ({suffixes}; at most "
+                            f"{settings.max_upload_mb:g} MB each) or paste the URL of an article. "
+                            "They are indexed at once and can be asked about right after.")
+                files = gr.File(file_count="multiple", type="filepath", label="Article files",
+                                elem_id="aa-files")
+                url = gr.Textbox(label="Article URL", placeholder="https://…", elem_id="aa-url")
+                add_btn = gr.Button("Add to the index", variant="primary", elem_id="aa-add")
+                summary = gr.HTML(elem_id="aa-summary", css_template=SOURCES_CSS)
+            with gr.Tab("Indexed articles", id="indexed"):
+                status = gr.HTML(elem_id="aa-status", css_template=SOURCES_CSS)
+                with gr.Row():
+                    search = gr.Textbox(show_label=False, placeholder="Search titles, sources, "
+                                        "dates, files…", scale=4, elem_id="aa-search")
+                    refresh = gr.Button("Refresh", scale=1, size="sm")
+                table = gr.Dataframe(headers=handlers.ARTICLE_HEADERS, interactive=False,
+                                     wrap=True, elem_id="aa-table",
+                                     datatype=["str", "str", "str", "number", "str"])
+
+        def on_ask(q: str, state: list[Turn], k_: float, mode_: str, srcs: list[str] | None,
+                   after_: str, before_: str) -> Iterator[tuple[Any, ...]]:
+            options = handlers.ChatOptions(int(k_), mode_, list(srcs or []), after_, before_)
+            first = True
+            for messages, panel, new_state in handlers.ask(q, state, options, settings):
+                yield messages, panel, new_state, ("" if first else gr.update())
+                first = False
+
+        ask_inputs = [question, turns, k, mode, source_filter, after, before]
+        ask_outputs = [chatbot, sources, turns, question]
+        question.submit(on_ask, ask_inputs, ask_outputs, show_progress="hidden")
+        ask_btn.click(on_ask, ask_inputs, ask_outputs, show_progress="hidden")
+        def on_new_chat() -> tuple[list[Any], str, list[Turn]]:
+            return [], sources_html([]), []
+
+        new_chat.click(on_new_chat, None, [chatbot, sources, turns])
+        chatbot.clear(on_new_chat, None, [chatbot, sources, turns])
+
+        def on_add(paths: Sequence[str] | None, link: str,
+                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+            def report(done: int, total: int, message: str) -> None:
+                progress((done, total) if total else None, desc=message)
+
+            html = handlers.add_articles(paths, link, settings, report)
+            status_, table_, choices_ = _index_views(settings)
+            return html, None, "", status_, table_, choices_
+
+        add_btn.click(on_add, [files, url], [summary, files, url, status, table, source_filter])
+
+        def on_refresh(query: str) -> tuple[Any, ...]:
+            return _index_views(settings, query)
+
+        views = [status, table, source_filter]
+        search.change(on_refresh, [search], views, show_progress="hidden")
+        refresh.click(on_refresh, [search], views)
+        demo.load(on_refresh, [search], views)
+    return demo
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """``user:password`` -> (user, password); the password may itself contain ':'."""
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("--auth must look like user:password (both non-empty)")
+    return user, password
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def launch(settings: Settings, host: str | None = None, port: int | None = None,
+           auth: str | None = None, *, block: bool = True) -> gr.Blocks:
+    """Serve the UI; binds ``settings.ui_host`` (127.0.0.1) unless ``host`` says otherwise."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    host = host or settings.ui_host
+    credentials = parse_auth(auth if auth is not None else settings.ui_auth)
+    if not _is_loopback(host) and credentials is None:
+        log.warning("serving on %s without a login; pass --auth user:password", host)
+    demo = build_app(settings)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(
+        server_name=host, server_port=port or settings.ui_port, auth=credentials,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024), share=False,
+        inbrowser=False, ssr_mode=False, mcp_server=False, css=APP_CSS,
+        prevent_thread_lock=not block, show_error=False, footer_links=[],
+    )
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m ui.app [--host H] [--port P] [--auth user:password]``: settings from env."""
+    parser = argparse.ArgumentParser(description="Article Assistant chat UI")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--auth", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    launch(Settings(), host=args.host, port=args.port, auth=args.auth)
+
+
+if __name__ == "__main__":
+    main()

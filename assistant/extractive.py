@@ -30,6 +30,7 @@ W_DENSE = 0.45
 DOC_DECAY = 0.02
 TYPE_BONUS = 0.08
 UNTYPED_PENALTY = 0.25
+LOCAL_FLOOR = 1.0
 MARGIN = 0.2  # further sentences must score within this of the best one
 
 _PRONOUN_START = re.compile(
@@ -92,7 +93,12 @@ def has_type(text: str, kind: str | None, question: str) -> bool:
         return True
     q_lower = question.lower()
     if kind == "money":
-        return any(m.group().lower() not in q_lower for m in _MONEY.finditer(text))
+        amounts = [m.group() for m in _MONEY.finditer(text) if m.group().lower() not in q_lower]
+        wanted = _wanted_currency(q_lower)
+        if wanted:  # "the US price ... in dollars": an amount in pounds does not answer it
+            return any(wanted.search(a) for a in amounts) or bool(
+                amounts and wanted.search(text))
+        return bool(amounts)
     if kind == "quantity":
         q_numbers = {m.group().lower() for m in _QUANTITY.finditer(question)}
         return any(m.group().lower() not in q_numbers for m in _QUANTITY.finditer(text))
@@ -102,6 +108,19 @@ def has_type(text: str, kind: str | None, question: str) -> bool:
     words = list(_CAPITALISED.finditer(text))
     return any(m.start() > 0 and m.group().lower() not in q_words
                and m.group().lower() not in _STOP_CAPS for m in words)
+
+
+_CURRENCIES = {
+    "dollar": re.compile(r"\$|dollar", re.IGNORECASE),
+    "euro": re.compile(r"€|euro", re.IGNORECASE),
+    "pound": re.compile(r"£|pound|sterling", re.IGNORECASE),
+    "yen": re.compile(r"¥|yen", re.IGNORECASE),
+}
+
+
+def _wanted_currency(q_lower: str) -> re.Pattern[str] | None:
+    match = re.search(r"\bin (dollar|euro|pound|yen)s?\b", q_lower)
+    return _CURRENCIES[match.group(1)] if match else None
 
 
 @dataclass
@@ -139,10 +158,9 @@ class ExtractiveAnswerer:
     def score(self, question: str, docs: Sequence[Document]) -> list[Sentence]:
         """Every sentence of the retrieved passages, scored, best first."""
         terms = list(dict.fromkeys(tokenize(question)))
-        weights = {t: self.idf(t) or 8.0 for t in terms}  # unseen terms are the rarest of all
-        total = sum(weights.values()) or 1.0
         kind = expected_type(question)
         sentences: list[Sentence] = []
+        tokens: list[tuple[set[str], set[str], set[str]]] = []
         for d, doc in enumerate(docs):
             base = doc.metadata["start"]
             title_terms = set(tokenize(doc.metadata.get("title") or ""))
@@ -152,18 +170,22 @@ class ExtractiveAnswerer:
                 toks = set(tokenize(text))
                 # "But he also cautioned ...": the previous sentence says who "he" is.
                 context = set(tokenize(previous)) - toks if _PRONOUN_START.match(text) else set()
-                hit = sum(w for t, w in weights.items() if t in toks)
-                hit += 0.7 * sum(w for t, w in weights.items() if t in context)
-                hit += 0.5 * sum(w for t, w in weights.items()
-                                 if t in title_terms and t not in toks and t not in context)
-                s = Sentence(d, base + a, base + b, text, lexical=hit / total)
-                s.context = previous if context else ""
-                previous = text
+                s = Sentence(d, base + a, base + b, text, context=previous if context else "")
                 s.typed = has_type(text, kind, question)
-                s.bonus = -DOC_DECAY * d + (0.0 if kind is None else
-                                            TYPE_BONUS if s.typed else -UNTYPED_PENALTY)
-                s.score = W_LEX * s.lexical + s.bonus
                 sentences.append(s)
+                tokens.append((toks, context, title_terms))
+                previous = text
+        weights = self._term_weights(terms, [t[0] for t in tokens])
+        total = sum(weights.values()) or 1.0
+        for s, (toks, context, title_terms) in zip(sentences, tokens, strict=True):
+            hit = sum(w for t, w in weights.items() if t in toks)
+            hit += 0.7 * sum(w for t, w in weights.items() if t in context)
+            hit += 0.5 * sum(w for t, w in weights.items()
+                             if t in title_terms and t not in toks and t not in context)
+            s.lexical = hit / total
+            s.bonus = -DOC_DECAY * s.doc + (0.0 if kind is None else
+                                            TYPE_BONUS if s.typed else -UNTYPED_PENALTY)
+            s.score = W_LEX * s.lexical + s.bonus
         sentences.sort(key=lambda s: -s.score)
         top = sentences[: self.candidates]
         if top:
@@ -176,6 +198,17 @@ class ExtractiveAnswerer:
                 s.score += W_DENSE * s.dense
         sentences.sort(key=lambda s: -s.score)
         return sentences
+
+    def _term_weights(self, terms: list[str], sentences: list[set[str]]) -> dict[str, float]:
+        """Corpus IDF times IDF among the retrieved sentences: a name every retrieved sentence
+        repeats says which article, the rarer words say which sentence answers."""
+        n = len(sentences) or 1
+        weights = {}
+        for t in terms:
+            corpus = self.idf(t) or 8.0  # unseen terms are the rarest of all
+            local = sum(1 for toks in sentences if t in toks)
+            weights[t] = corpus * (LOCAL_FLOOR + np.log(1 + n / (1 + local)))
+        return weights
 
     def answer(self, question: str, docs: Sequence[Document]) -> tuple[str, list[Citation], bool]:
         """(answer text with [n] markers, citations, answered?)."""

@@ -7,6 +7,7 @@ Heavy work (loading a GGUF, importing a provider SDK) happens only when a spec a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import itertools
@@ -51,8 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Earlier turns sent with a question: enough for "what did he say next?", not a context flood.
-HISTORY_TURNS = 3
-HISTORY_CHARS = 1000
+HISTORY_TURNS, HISTORY_CHARS = 3, 1000
 
 
 # --- llama.cpp as a LangChain chat model ------------------------------------------------------
@@ -61,33 +61,38 @@ _LLAMAS: dict[tuple[str, int, int, int], tuple[Any, threading.Lock]] = {}
 _LLAMAS_LOCK = threading.Lock()
 
 
-def _load_llama(
-    path: str, n_ctx: int, n_threads: int, n_threads_batch: int
-) -> tuple[Any, threading.Lock]:
+def _load_llama(m: LlamaCppChatModel) -> tuple[Any, threading.Lock]:
     """One loaded model per GGUF, shared by every chat model built on it: loading costs
     seconds and memory, and a llama.cpp context is not reentrant, so it comes with a lock."""
-    key = (path, n_ctx, n_threads, n_threads_batch)
+    key = (m.model_path, m.n_ctx, m.n_threads, m.n_threads_batch)
     with _LLAMAS_LOCK:
         if key not in _LLAMAS:
             from llama_cpp import Llama
 
             llama = Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads_batch,
+                model_path=m.model_path,
+                n_ctx=m.n_ctx,
+                n_threads=m.n_threads,
+                n_threads_batch=m.n_threads_batch,
                 verbose=False,
             )
             meta = llama.metadata
-            if "tokenizer.chat_template" not in meta and meta.get(
-                "general.architecture", ""
-            ).startswith("gemma"):
+            arch = meta.get("general.architecture", "")
+            if arch.startswith("gemma") and "tokenizer.chat_template" not in meta:
                 # Some Gemma GGUFs (the bundled 270m one among them) carry no chat template,
                 # and llama.cpp would then fall back to Llama-2's [INST] format, which Gemma
                 # never saw in training. Its own turn markers are the right ones.
                 llama.chat_format = "gemma"
+            if not _LLAMAS:
+                atexit.register(_close_llamas)
             _LLAMAS[key] = (llama, threading.Lock())
         return _LLAMAS[key]
+
+
+def _close_llamas() -> None:
+    """Free models before interpreter teardown; in ``__del__`` at exit llama_cpp is half gone."""
+    while _LLAMAS:
+        _LLAMAS.popitem()[1][0].close()
 
 
 class LlamaCppChatModel(BaseChatModel):
@@ -100,11 +105,10 @@ class LlamaCppChatModel(BaseChatModel):
 
     model_path: str = Field(description="Path of the .gguf file.")
     n_ctx: int = Field(default=4096, description="Context window in tokens.")
-    # Generating one token of a small model is too little work to split: llama.cpp's threads
-    # meet at spinning barriers each step, and when another process holds a core the second
-    # thread waits for it. Measured here (270m, 64 tokens): 1 thread 9-12 s; 2 threads 18-135 s
-    # whenever the 2 cores were shared. Reading the prompt is large batches, where a free
-    # second core pays.
+    # One token of a small model is too little work to split: llama.cpp's threads meet at
+    # spinning barriers each step, and when another process holds a core the other thread waits.
+    # Measured here (270m, 64 tokens, 2 shared cores): 1 thread 9-20 s, 2 threads 18-135 s.
+    # Reading the prompt is big batches, where a free second core can pay.
     n_threads: int = Field(default=1, description="CPU threads generating tokens.")
     n_threads_batch: int = Field(default=2, description="CPU threads reading the prompt.")
     temperature: float = Field(default=0.0, description="Sampling temperature; 0 is greedy.")
@@ -119,11 +123,7 @@ class LlamaCppChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model_path": self.model_path,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
+        return {"model_path": self.model_path, "temperature": self.temperature}
 
     def _to_llama_messages(self, llama: Any, messages: list[BaseMessage]) -> list[dict[str, str]]:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
@@ -146,7 +146,7 @@ class LlamaCppChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        llama, lock = _load_llama(self.model_path, self.n_ctx, self.n_threads, self.n_threads_batch)
+        llama, lock = _load_llama(self)
         with lock:
             stream = llama.create_chat_completion(
                 messages=self._to_llama_messages(llama, messages),
@@ -159,14 +159,10 @@ class LlamaCppChatModel(BaseChatModel):
             for part in stream:
                 choice = part["choices"][0]
                 token = choice.get("delta", {}).get("content") or ""
-                finish = choice.get("finish_reason")
-                if not token and not finish:
+                if not token:  # the role header and the final stop carry no text
                     continue
-                chunk = ChatGenerationChunk(
-                    message=AIMessageChunk(content=token),
-                    generation_info={"finish_reason": finish} if finish else None,
-                )
-                if run_manager and token:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
+                if run_manager:
                     run_manager.on_llm_new_token(token, chunk=chunk)
                 yield chunk
 
@@ -227,7 +223,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
 
 
 def _import(module: str, extra: str) -> Any:
-    """The provider SDK, imported only when a spec needs it; missing means a missing extra."""
+    """A provider SDK, imported only when a spec needs it; missing means a missing extra."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -273,7 +269,7 @@ def _history_messages(history: list[tuple[str, str]]) -> list[BaseMessage]:
     out: list[BaseMessage] = []
     for user, bot in history[-HISTORY_TURNS:]:
         out.append(HumanMessage(user[:HISTORY_CHARS]))
-        out.append(AIMessage(_without_markers(bot)[:HISTORY_CHARS] or "(no answer)"))
+        out.append(AIMessage(_tidy(_MARKER.sub("", bot))[:HISTORY_CHARS] or "(no answer)"))
     return out
 
 
@@ -328,7 +324,7 @@ def condense_question(model: BaseChatModel, question: str, history: list[tuple[s
     lines = []
     for user, bot in history[-HISTORY_TURNS:]:
         lines.append(f"User: {_as_data(user[:HISTORY_CHARS], '')}")
-        lines.append(f"Assistant: {_as_data(_without_markers(bot)[:HISTORY_CHARS], '')}")
+        lines.append(f"Assistant: {_as_data(_tidy(_MARKER.sub('', bot))[:HISTORY_CHARS], '')}")
     prompt = render("condense", history="\n".join(lines), question=_as_data(question, ""))
     with _server_errors():
         text = model.invoke([HumanMessage(prompt)]).text.strip()
@@ -371,10 +367,6 @@ def _tidy(text: str) -> str:
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
     text = re.sub(r"[ \t]+\n", "\n", text)
     return text.strip()
-
-
-def _without_markers(text: str) -> str:
-    return _tidy(_MARKER.sub("", text))
 
 
 def check_markers(text: str, n_passages: int) -> tuple[str, list[int]]:

@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatResult
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 import prompts
 from assistant.errors import AssistantError, ConfigError
@@ -123,10 +123,12 @@ def test_openai_spec_without_and_with_key() -> None:
         "http://127.0.0.1:9/v1",
         77,
     )
-    assert model.openai_api_key is not None
+    assert isinstance(model.openai_api_key, SecretStr)
     assert model.openai_api_key.get_secret_value() == "not-needed"
-    keyed = make_chat_model(Settings(llm="openai:gpt-4o-mini", llm_api_key="sk-test"))
-    assert keyed.openai_api_key.get_secret_value() == "sk-test"  # type: ignore[attr-defined]
+    keyed = make_chat_model(Settings(llm="openai:gpt-4o-mini", llm_api_key=SecretStr("sk-test")))
+    assert isinstance(keyed, ChatOpenAI)
+    assert isinstance(keyed.openai_api_key, SecretStr)
+    assert keyed.openai_api_key.get_secret_value() == "sk-test"
 
 
 def test_llamacpp_spec_is_cheap_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,7 +240,7 @@ HOSTILE = (
 )
 
 
-def _passage_blocks(text: str) -> list[str]:
+def _passage_blocks(text: str) -> list[tuple[str, str]]:
     return re.findall(r'<passage id="(\d+)">\n(.*?)\n</passage>', text, flags=re.DOTALL)
 
 

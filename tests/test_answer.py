@@ -1,0 +1,171 @@
+"""Answers: hybrid retrieval, the extractive answerer, the public API and `assistant ask`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+
+from assistant import NO_ANSWER, Answer, answer, stream_answer
+from assistant.chain import build_chain, normalise_history
+from assistant.cli import main as cli_main
+from assistant.extractive import ExtractiveAnswerer, expected_type, has_type
+from assistant.fusion import reciprocal_rank_fusion
+from assistant.questions import BadQuestionError, clean_question
+from assistant.settings import Settings
+from index.embeddings import FakeTokenizingEmbeddings
+from index.sync import sync
+
+from .conftest import SAMPLE
+
+
+def assert_markers_resolve(result: Answer) -> None:
+    numbers = {int(n) for n in re.findall(r"\[(\d+)\]", result.text)}
+    assert numbers <= {c.n for c in result.citations}
+    for c in result.citations:
+        assert c.quote and c.quote in c.passage or c.passage in c.quote or c.quote
+
+
+# --- unit: pure logic ------------------------------------------------------------------------
+def test_rrf_rewards_agreement() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a", "d"]])
+    assert [i for i, _ in fused][:2] == ["a", "c"]
+    assert {i for i, _ in fused} == {"a", "b", "c", "d"}
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("How much is Mick Mars being sued for?", "money"),
+    ("How many people took part in the poll?", "quantity"),
+    ("By what score did Monfils beat Gaudio?", "quantity"),
+    ("Which film was Kidman shooting when she took action?", "name"),
+    ("When did the talks start?", "date"),
+    ("What did Bessent threaten?", None),
+])
+def test_expected_answer_type(question: str, kind: str | None) -> None:
+    assert expected_type(question) == kind
+
+
+def test_amount_in_another_currency_does_not_answer() -> None:
+    q = "What is the US price of the car in dollars?"
+    assert not has_type("It costs under £80,000.", "money", q)
+    assert has_type("It sells for $140,000 in the US.", "money", q)
+
+
+def doc(text: str, n: int, before: str = "") -> Document:
+    return Document(page_content=text, metadata={
+        "chunk_id": f"a:{n}", "article_id": "a", "title": "Talks", "source": None,
+        "published": None, "url": None, "start": len(before), "end": len(before) + len(text),
+        "score": 1.0 / (n + 1), "context_before": before})
+
+
+def test_pronoun_sentence_brings_its_antecedent() -> None:
+    before = "Bessent said he hoped for a deal. "
+    text = 'But he also cautioned that "everything is on the table" if talks fail.'
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    out, citations, answered = answerer.answer("What did Bessent caution?", [doc(text, 0, before)])
+    assert answered
+    assert citations[0].quote.startswith("Bessent said")
+    assert citations[0].quote.endswith("fail.")
+    assert out.endswith("[1]")
+    c = citations[0]
+    assert c.passage[c.start - c.passage_start: c.end - c.passage_start] == c.quote
+
+
+def test_declines_below_threshold_and_keeps_closest_passages() -> None:
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=5.0)
+    text, citations, answered = answerer.answer("Who won?", [doc("Rain fell in Leeds.", 0)])
+    assert (text, answered) == (NO_ANSWER, False)
+    assert citations and citations[0].quote == "Rain fell in Leeds."
+
+
+def test_question_hygiene() -> None:
+    assert clean_question("  what\x00 happened?\n") == "what happened?"
+    assert len(clean_question("why " * 50_000)) == 2000
+    with pytest.raises(BadQuestionError, match="empty"):
+        clean_question(" \t\n")
+
+
+def test_history_formats() -> None:
+    pairs = normalise_history([{"role": "user", "content": "a"},
+                               {"role": "assistant", "content": "b"}])
+    assert pairs == [("a", "b")]
+    assert normalise_history([("x", "y")]) == [("x", "y")]
+
+
+def test_chain_with_fake_embedder(fake_settings: Settings, tmp_path: Path) -> None:
+    """LCEL chain: invoke, stream and batch over a tiny index (fake embeddings)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Lunar rover lands\n\nThe lunar rover landed near the crater "
+                                "on Monday. It sent back 40 photos.\n")
+    sync(fake_settings, [str(docs)], show_bar=False)
+    from assistant.api import open_index
+
+    chain = build_chain(open_index(fake_settings), k=3)
+    merged = chain.invoke({"question": "Where did the lunar rover land?", "history": []})
+    assert merged.answer is not None and merged.answer.citations
+    chunks = list(chain.stream({"question": "How many photos did the rover send?"}))
+    assert chunks[-1].answer is not None
+    assert len(chain.batch([{"question": "rover"}, {"question": "crater"}])) == 2
+
+
+# --- integration: real model, real Chroma -----------------------------------------------------
+@pytest.fixture
+def sample_index(real_settings: Settings) -> Settings:
+    sync(real_settings, [str(SAMPLE)], show_bar=False)
+    return real_settings
+
+
+@pytest.mark.integration
+def test_bessent_question_cites_everything_is_on_the_table(sample_index: Settings) -> None:
+    result = answer("What did Bessent threaten?", settings=sample_index)
+    assert result.answered, result.text
+    assert any("everything is on the table" in c.quote for c in result.citations)
+    assert_markers_resolve(result)
+    for c in result.citations:
+        assert c.title.startswith("Fifth round") and c.published == "2025-10-24"
+
+
+@pytest.mark.integration
+def test_streaming_yields_text_then_answer(sample_index: Settings) -> None:
+    events = list(stream_answer("Who leads the U.S. delegation?", settings=sample_index))
+    assert isinstance(events[-1], Answer)
+    assert all(isinstance(e, str) for e in events[:-1]) and events[:-1]
+
+
+@pytest.mark.integration
+def test_unrelated_question_is_declined(sample_index: Settings) -> None:
+    result = answer("How many goals did Arsenal score against Chelsea?", settings=sample_index)
+    assert not result.answered
+    assert result.text.startswith(NO_ANSWER)
+    assert result.citations  # the closest passages are still shown
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("question", ["¿Qué amenazó Bessent?", "a" * 100_000, "\x1b[31m?\x07"])
+def test_odd_questions_never_traceback(sample_index: Settings, question: str) -> None:
+    result = answer(question, settings=sample_index)
+    assert isinstance(result.text, str) and result.text
+
+
+@pytest.mark.integration
+def test_cli_ask_json_and_plain(sample_index: Settings,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(sample_index.home)
+    assert cli_main(["ask", "What did Bessent threaten?", "--json", "--home", home]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"question", "answer", "answered", "citations"} <= set(data)
+    assert cli_main(["ask", "What did Bessent threaten?", "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert "Sources:" in out and "[1]" in out
+    assert cli_main(["ask", "   ", "--home", home]) == 2
+
+
+def test_cli_ask_on_empty_index_says_how_to_build_one(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["ask", "anything?", "--home", str(tmp_path / "empty")])
+    assert code == 1
+    assert "assistant index" in capsys.readouterr().err

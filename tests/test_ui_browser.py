@@ -1,0 +1,349 @@
+"""End to end in Debian's headless Chromium (Playwright): ask, open a citation, upload, refuse.
+
+The app runs as its own process (as `assistant ui` does) on a free loopback port, with a temp
+ASSISTANT_HOME into which the bundled sample is synced first. Screenshots go to the test's
+temp dir and are copied to ``.test-artifacts/`` for people to look at; the time from pressing
+Ask to the first streamed words and to the finished answer is printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, SAMPLE, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+ARTIFACTS = ROOT / ".test-artifacts"
+EVIL_PORT = 9  # "discard": nothing answers; any request to it would be a leak
+OTTERS = ("Otters return to the River Wandle\n\n"
+          "A family of otters was filmed in the River Wandle in south London on Tuesday, the "
+          "first sighting there in sixty years. Volunteers from the Wandle Trust counted four "
+          "cubs near the Merton weir. The trust said cleaner water had brought the fish back, "
+          "and the otters followed the fish.\n")
+EVIL_MD = f"""---
+title: "Pixel <img src=http://127.0.0.1:{EVIL_PORT}/title.png> report"
+source: "Leak <b>Daily</b>"
+published: 2025-03-01
+url: "javascript:alert(1)"
+---
+The zebra crossing on Quokka Lane was repainted <img src="http://127.0.0.1:{EVIL_PORT}/px.png">
+by the council on Friday. <script>window.__pwned = 1</script> Residents of Quokka Lane
+![leak](http://127.0.0.1:{EVIL_PORT}/md.png) said the zebra crossing had faded completely, see
+<a href="http://127.0.0.1:{EVIL_PORT}/link">here</a> and http://127.0.0.1:{EVIL_PORT}/auto.
+"""
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `make browser` or "
+                "`apt-get install chromium` enables these tests", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+class AppServer:
+    """`python -m ui.app` in a subprocess, after syncing ``sources`` into its home."""
+
+    def __init__(self, home: Path, log: Path, sources: list[str], auth: str | None = None,
+                 ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.home = home
+        self.log_path = log
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("ASSISTANT_") and not k.startswith("GRADIO_")}
+        gradio_tmp = home.parent / "gradio-tmp"
+        env.update(ASSISTANT_HOME=str(home), GRADIO_ANALYTICS_ENABLED="False",
+                   GRADIO_TEMP_DIR=str(gradio_tmp), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        args = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if auth:
+            args += ["--auth", auth]
+        script = (
+            "import sys\n"
+            "from assistant.api import sync_articles\n"
+            "from ui.app import main\n"
+            f"sources = {sources!r}\n"
+            "if sources:\n"
+            "    r = sync_articles(sources, progress=lambda *a: None)\n"
+            "    print('SYNCED', r.to_dict(), flush=True)\n"
+            f"main({args!r})\n"
+        )
+        self.log = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-c", script], cwd=str(home.parent),
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # up (e.g. asking for a login)
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"the app did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    base = tmp_path_factory.mktemp("ui-app")
+    app = AppServer(base / "assistant-home", base / "app.log", [str(SAMPLE)])
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser page on the app that records every request leaving the app's origin."""
+
+    def __init__(self, browser: Any, base_url: str, shots: Path) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = self.context.new_page()
+        self.base_url = base_url
+        self.shots = shots
+        self.outside: list[str] = []
+        self.page.on("request", self._record)
+
+    def _record(self, request: Any) -> None:
+        if not request.url.startswith((self.base_url, "data:", "blob:")):
+            self.outside.append(request.url)
+
+    def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(path, ARTIFACTS / path.name)
+        return path
+
+    def open(self) -> None:
+        self.page.goto(self.base_url)
+        self.page.wait_for_selector("#aa-question textarea")
+
+    def tab(self, name: str) -> None:
+        self.page.get_by_role("tab", name=name).click()
+
+    def ask(self, question: str, timeout: float = 120_000) -> dict[str, float]:
+        """Ask in the Chat tab; wait for the final answer; return timings in seconds."""
+        page = self.page
+        turns_before = page.locator("#aa-sources .aa-turn").count()
+        bots_before = page.locator("#aa-chat [data-testid='bot']").count()
+        page.fill("#aa-question textarea", question)
+        start = time.monotonic()
+        page.click("#aa-ask")
+        page.wait_for_function(
+            """([n]) => { const bots = document.querySelectorAll("#aa-chat [data-testid='bot']");
+                 if (bots.length <= n) return false;
+                 const text = bots[bots.length - 1].innerText.trim();
+                 return text.length > 0 && !text.startsWith('Searching the articles'); }""",
+            arg=[bots_before], polling=20, timeout=timeout)
+        first = time.monotonic() - start
+        page.wait_for_function(
+            "([n]) => document.querySelectorAll('#aa-sources .aa-turn').length > n",
+            arg=[turns_before], polling=20, timeout=timeout)
+        done = time.monotonic() - start
+        return {"first_words_s": round(first, 3), "answer_s": round(done, 3)}
+
+    def last_answer(self) -> str:
+        return str(self.page.locator("#aa-chat [data-testid='bot']").last.inner_text())
+
+    def add(self, files: list[Path]) -> str:
+        """Upload ``files`` in the Add articles tab, sync them, return the summary text."""
+        page = self.page
+        self.tab("Add articles")
+        page.set_input_files("#aa-files input[type=file]", [str(f) for f in files])
+        try:  # the upload to Gradio has finished when the names are listed
+            page.wait_for_function(
+                """(names) => { const box = document.querySelector('#aa-files');
+                     return names.every(n => box.innerText.includes(n)); }""",
+                arg=[f.name for f in files], timeout=30_000)
+        except Exception:
+            self.shot("failed-upload")
+            raise
+        page.click("#aa-add")
+        page.locator("#aa-summary .aa-summary").wait_for(timeout=180_000)
+        return str(page.locator("#aa-summary").inner_text())
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def ui(browser: Any, server: AppServer, tmp_path: Path) -> Iterator[Page]:
+    page = Page(browser, server.url, tmp_path)
+    page.open()
+    yield page
+    assert page.outside == [], f"requests left the app: {page.outside}"
+    page.close()
+
+
+def record_timing(name: str, timing: dict[str, float]) -> None:
+    print(f"\nTIMING {name}: first streamed words {timing['first_words_s']:.2f}s, "
+          f"finished answer {timing['answer_s']:.2f}s")
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "ui-timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = timing
+    path.write_text(json.dumps(data, indent=2))
+
+
+def test_answer_streams_and_citation_opens_its_passage(ui: Page) -> None:
+    page = ui.page
+    # Watch every state the answer bubble goes through, to see it arrive in pieces.
+    page.evaluate("""() => { window.__aaStates = [];
+        new MutationObserver(() => {
+          const bots = document.querySelectorAll("#aa-chat [data-testid='bot']");
+          if (bots.length) window.__aaStates.push(bots[bots.length - 1].innerText);
+        }).observe(document.querySelector('#aa-chat'),
+                   {subtree: true, childList: true, characterData: true}); }""")
+    timing = ui.ask("What did Bessent threaten?")
+    record_timing("first question (model warm-up included)", timing)
+    states = [s.strip() for s in page.evaluate("window.__aaStates") if s.strip()]
+    assert states and states[0].startswith("Searching the articles"), states[:3]
+    answer = ui.last_answer()
+    assert answer and answer != states[0]
+    link = page.locator('#aa-chat a[href="#aa-cite-0-1"]')
+    assert link.count() == 1, f"no clickable [1] in the answer: {answer!r}"
+    ui.shot("01-answer")
+    link.click()
+    card = page.locator(".aa-card.aa-active")
+    card.wait_for(state="visible")
+    text = card.inner_text()
+    assert "everything is on the table" in text
+    assert "Fifth round of U.S.-China trade talks" in text and "2025-10-24" in text
+    assert card.locator("mark").count() == 1
+    ui.shot("02-citation-open")
+
+    timing = ui.ask("What did Trump threaten?")
+    record_timing("second question", timing)
+    assert "[1]" in ui.last_answer()
+    # [1] of the first answer still opens the first answer's passage.
+    page.locator('#aa-chat a[href="#aa-cite-0-1"]').click()
+    assert "everything is on the table" in page.locator(".aa-card.aa-active").inner_text()
+
+
+def test_upload_article_then_ask_about_it(ui: Page, tmp_path: Path) -> None:
+    article = tmp_path / "otters.txt"
+    article.write_text(OTTERS, encoding="utf-8")
+    start = time.monotonic()
+    summary = ui.add([article])
+    print(f"\nTIMING upload+sync of one small article: {time.monotonic() - start:.2f}s")
+    assert "1 added" in summary, summary
+    ui.shot("03-upload-added")
+
+    ui.tab("Indexed articles")
+    table = ui.page.locator("#aa-table")
+    table.get_by_text("Otters return to the River Wandle").wait_for()
+    ui.page.fill("#aa-search textarea", "wandle")
+    ui.page.wait_for_function(
+        "() => !document.querySelector('#aa-table').innerText.includes('Fifth round')")
+    assert "Articles" in ui.page.locator("#aa-status").inner_text()
+    ui.shot("04-indexed-articles")
+
+    ui.tab("Chat")
+    timing = ui.ask("How many otter cubs did the volunteers count in the Wandle?")
+    record_timing("question about the uploaded article", timing)
+    answer = ui.last_answer()
+    sources = ui.page.locator("#aa-sources .aa-turn").last.inner_text()
+    assert "four" in answer or "four cubs" in sources, (answer, sources)
+    assert "Otters return to the River Wandle" in sources
+    ui.shot("05-answer-from-upload")
+
+
+def test_binary_and_wrong_type_uploads_are_refused(ui: Page, tmp_path: Path) -> None:
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16)
+    program = tmp_path / "tool.exe"
+    program.write_bytes(b"MZ\x90\x00" * 64)
+    summary = ui.add([binary, program])
+    assert "Not added" in summary, summary
+    assert "photo.txt" in summary and "tool.exe" in summary
+    assert "unsupported file type '.exe'" in summary
+    reason = next(line for line in summary.splitlines() if line.startswith("photo.txt"))
+    assert len(reason) > len("photo.txt: ") + 5, summary  # the loader's reason is shown
+    ui.shot("06-binary-refused")
+
+
+def test_markup_inside_an_article_stays_inert(ui: Page, tmp_path: Path) -> None:
+    evil = tmp_path / "quokka-lane.md"
+    evil.write_text(EVIL_MD, encoding="utf-8")
+    assert "1 added" in ui.add([evil])
+    ui.tab("Chat")
+    ui.ask("Who repainted the zebra crossing on Quokka Lane?")
+    page = ui.page
+    for where in ("#aa-chat", "#aa-sources", "#aa-table"):
+        assert page.locator(f"{where} img").count() == 0, where
+        assert page.locator(f"{where} script").count() == 0, where
+    assert page.locator(f"#aa-sources a[href*='{EVIL_PORT}']").count() == 0
+    assert page.locator("#aa-sources a[href^='javascript']").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert "Quokka Lane" in page.locator("#aa-sources").inner_text()
+    ui.shot("07-markup-inert")
+    # the `ui` fixture then checks that no request left the app's origin
+
+
+def test_only_the_apps_own_files_are_served(server: AppServer) -> None:
+    upload = server.home / "uploads" / "otters.txt"
+    for path in ("/etc/passwd", str(SAMPLE / "us-china-trade-talks.md"), str(upload),
+                 str(server.home)):
+        url = f"{server.url}gradio_api/file={path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status >= 400, f"{path} is served ({status})"
+
+
+def test_login_required_with_auth(browser: Any, tmp_path: Path) -> None:
+    app = AppServer(tmp_path / "home", tmp_path / "auth-app.log", [], auth="ann:s3cret:x")
+    try:
+        page = Page(browser, app.url, tmp_path)
+        page.page.goto(app.url)
+        page.page.get_by_role("button", name="Login").wait_for(timeout=30_000)
+        assert page.page.locator("#aa-question").count() == 0
+        inputs = page.page.locator("input")
+        inputs.nth(0).fill("ann")
+        inputs.nth(1).fill("wrong")
+        page.page.get_by_role("button", name="Login").click()
+        page.page.get_by_text("Incorrect", exact=False).first.wait_for(timeout=10_000)
+        inputs.nth(1).fill("s3cret:x")
+        page.page.get_by_role("button", name="Login").click()
+        page.page.wait_for_selector("#aa-question textarea", timeout=30_000)
+        page.shot("08-after-login")
+        assert page.outside == []
+        page.close()
+    finally:
+        app.stop()

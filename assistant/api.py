@@ -55,24 +55,46 @@ def open_index(settings: Settings | None = None) -> Index:
         return index
 
 
-def answer(question: str, history: History = None, *, settings: Settings | None = None,
-           k: int | None = None, llm: str | None = None, sources: list[str] | None = None,
-           published_after: date | None = None, published_before: date | None = None) -> Answer:
+def answer(
+    question: str,
+    history: History = None,
+    *,
+    settings: Settings | None = None,
+    k: int | None = None,
+    llm: str | None = None,
+    sources: list[str] | None = None,
+    published_after: date | None = None,
+    published_before: date | None = None,
+) -> Answer:
     """Answer ``question`` from the indexed articles, with citations (or a clear decline)."""
     result: Answer | None = None
-    for event in stream_answer(question, history, settings=settings, k=k, llm=llm,
-                               sources=sources, published_after=published_after,
-                               published_before=published_before):
+    for event in stream_answer(
+        question,
+        history,
+        settings=settings,
+        k=k,
+        llm=llm,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
+    ):
         if isinstance(event, Answer):
             result = event
     assert result is not None
     return result
 
 
-def stream_answer(question: str, history: History = None, *, settings: Settings | None = None,
-                  k: int | None = None, llm: str | None = None, sources: list[str] | None = None,
-                  published_after: date | None = None,
-                  published_before: date | None = None) -> Iterator[str | Answer]:
+def stream_answer(
+    question: str,
+    history: History = None,
+    *,
+    settings: Settings | None = None,
+    k: int | None = None,
+    llm: str | None = None,
+    sources: list[str] | None = None,
+    published_after: date | None = None,
+    published_before: date | None = None,
+) -> Iterator[str | Answer]:
     """Yield the answer text as it is produced (``str`` deltas), then the final ``Answer``."""
     from assistant.chain import run_chain
 
@@ -80,19 +102,29 @@ def stream_answer(question: str, history: History = None, *, settings: Settings 
     if llm is not None:
         settings = settings.model_copy(update={"llm": llm or None})
     yield from run_chain(
-        open_index(settings), question, history,
-        k=k or settings.k, sources=sources,
-        published_after=published_after, published_before=published_before,
+        open_index(settings),
+        question,
+        history,
+        k=k or settings.k,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
     )
 
 
-def sync_articles(sources: Sequence[str] | None = None, *, settings: Settings | None = None,
-                  rebuild: bool = False, progress: Progress | None = None,
-                  wait: float = 0.0) -> SyncReport:
+def sync_articles(
+    sources: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    wait: float = 0.0,
+) -> SyncReport:
     """Make the index mirror ``sources`` (default: the sources synced before)."""
     settings = _settings(settings)
-    report = sync(settings, sources, rebuild=rebuild, progress=progress, wait=wait,
-                  show_bar=progress is None)
+    report = sync(
+        settings, sources, rebuild=rebuild, progress=progress, wait=wait, show_bar=progress is None
+    )
     with _lock:
         for index in _open.values():
             index.lexical.refresh()

@@ -60,7 +60,9 @@ def _carry_terms(question: str, history: list[tuple[str, str]]) -> str:
         return question
     follows = len(tokenize(question)) <= 4 or re.search(
         r"\b(he|she|they|it|him|her|them|this|that|those|these|there|his|its|their)\b",
-        question, re.IGNORECASE)
+        question,
+        re.IGNORECASE,
+    )
     if not follows:
         return question
     previous = history[-1][0]
@@ -72,23 +74,43 @@ def _llm_citations(docs: Sequence[Document], numbers: list[int]) -> list[Citatio
     out = []
     for n in numbers:
         m = docs[n - 1].metadata
-        out.append(Citation(
-            n=n, article_id=m["article_id"], title=m["title"], source=m.get("source"),
-            published=m.get("published"), url=m.get("url"), quote=docs[n - 1].page_content,
-            chunk_id=m["chunk_id"], start=m["start"], end=m["end"],
-            score=round(float(m["score"]), 4), passage=docs[n - 1].page_content,
-            passage_start=m["start"],
-        ))
+        out.append(
+            Citation(
+                n=n,
+                article_id=m["article_id"],
+                title=m["title"],
+                source=m.get("source"),
+                published=m.get("published"),
+                url=m.get("url"),
+                quote=docs[n - 1].page_content,
+                chunk_id=m["chunk_id"],
+                start=m["start"],
+                end=m["end"],
+                score=round(float(m["score"]), 4),
+                passage=docs[n - 1].page_content,
+                passage_start=m["start"],
+            )
+        )
     return out
 
 
-def build_chain(index: Any, *, k: int = 5, llm: Any = None, sources: list[str] | None = None,
-                published_after: date | None = None,
-                published_before: date | None = None) -> Runnable:
+def build_chain(
+    index: Any,
+    *,
+    k: int = 5,
+    llm: Any = None,
+    sources: list[str] | None = None,
+    published_after: date | None = None,
+    published_before: date | None = None,
+) -> Runnable:
     """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks."""
-    retriever = HybridRetriever(index=index, k=k, sources=sources,
-                                published_after=published_after,
-                                published_before=published_before)
+    retriever = HybridRetriever(
+        index=index,
+        k=k,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
+    )
     extractive = ExtractiveAnswerer(index.embedder, index.lexical.idf)
 
     def condense(inputs: dict[str, Any]) -> str:
@@ -112,8 +134,9 @@ def build_chain(index: Any, *, k: int = 5, llm: Any = None, sources: list[str] |
         from assistant.llm import check_markers, stream_llm_answer
 
         raw = ""
-        for delta in stream_llm_answer(llm, inputs["query"], docs,
-                                       normalise_history(inputs.get("history"))):
+        for delta in stream_llm_answer(
+            llm, inputs["query"], docs, normalise_history(inputs.get("history"))
+        ):
             raw += delta
             yield AnswerDelta(delta)
         text, numbers = check_markers(raw.strip(), len(docs))
@@ -131,9 +154,16 @@ def build_chain(index: Any, *, k: int = 5, llm: Any = None, sources: list[str] |
     )
 
 
-def run_chain(index: Any, question: str, history: Any, *, k: int,
-              sources: list[str] | None = None, published_after: date | None = None,
-              published_before: date | None = None) -> Iterator[str | Answer]:
+def run_chain(
+    index: Any,
+    question: str,
+    history: Any,
+    *,
+    k: int,
+    sources: list[str] | None = None,
+    published_after: date | None = None,
+    published_before: date | None = None,
+) -> Iterator[str | Answer]:
     """Validate the question, run the chain, yield text deltas then the final Answer."""
     from assistant.questions import clean_question
 
@@ -143,8 +173,14 @@ def run_chain(index: Any, question: str, history: Any, *, k: int,
         from assistant.llm import make_chat_model
 
         llm = make_chat_model(index.settings)
-    chain = build_chain(index, k=k, llm=llm, sources=sources, published_after=published_after,
-                        published_before=published_before)
+    chain = build_chain(
+        index,
+        k=k,
+        llm=llm,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
+    )
     final: Answer | None = None
     for delta in chain.stream({"question": question, "history": history or []}):
         if delta.text:

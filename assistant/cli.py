@@ -36,33 +36,58 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--chroma-port", type=int, help="Chroma server port (default 8000)")
 
     parser = argparse.ArgumentParser(
-        prog="assistant", epilog=EPILOG,
-        description="Answer questions over a collection of news articles, citing the passages.")
+        prog="assistant",
+        epilog=EPILOG,
+        description="Answer questions over a collection of news articles, citing the passages.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("index", parents=[common], epilog=EPILOG,
-                       help="add, update and remove articles so the index mirrors its sources",
-                       description="Sync the index with folders, files and URLs: new articles "
-                       "are added, changed ones re-embedded, deleted ones removed; unchanged "
-                       "ones cost nothing. With no SOURCE, re-syncs every source synced before.")
-    p.add_argument("sources", nargs="*", metavar="PATH|URL",
-                   help="folders, article files (.txt .md .html .json .jsonl) or http(s) URLs")
-    p.add_argument("--rebuild", action="store_true",
-                   help="re-embed everything into a fresh index (the old one serves until done)")
+    p = sub.add_parser(
+        "index",
+        parents=[common],
+        epilog=EPILOG,
+        help="add, update and remove articles so the index mirrors its sources",
+        description="Sync the index with folders, files and URLs: new articles "
+        "are added, changed ones re-embedded, deleted ones removed; unchanged "
+        "ones cost nothing. With no SOURCE, re-syncs every source synced before.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="PATH|URL",
+        help="folders, article files (.txt .md .html .json .jsonl) or http(s) URLs",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="re-embed everything into a fresh index (the old one serves until done)",
+    )
     p.add_argument("--sample", action="store_true", help="index the bundled sample articles")
-    p.add_argument("--if-empty", action="store_true",
-                   help="index the bundled sample only if nothing is indexed yet")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for another running sync instead of refusing")
+    p.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="index the bundled sample only if nothing is indexed yet",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another running sync instead of refusing",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON (last line)")
 
     p = sub.add_parser("status", parents=[common], help="what is indexed, with which model, where")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("ask", parents=[common], epilog=EPILOG,
-                       help="answer a question with cited passages",
-                       description="Answer QUESTION from the indexed articles. Every sentence "
-                       "of the answer carries [n] markers that point at the sources listed.")
+    p = sub.add_parser(
+        "ask",
+        parents=[common],
+        epilog=EPILOG,
+        help="answer a question with cited passages",
+        description="Answer QUESTION from the indexed articles. Every sentence "
+        "of the answer carries [n] markers that point at the sources listed.",
+    )
     p.add_argument("question", help="the question, in quotes")
     p.add_argument("--json", action="store_true", help="print Answer.to_dict() as JSON")
     p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
@@ -84,10 +109,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for flag, field in (("home", "home"), ("embedding_model", "embedding_model"),
-                        ("chroma_host", "chroma_host"), ("chroma_port", "chroma_port"),
-                        ("llm", "llm"), ("auth", "ui_auth"), ("host", "ui_host"),
-                        ("port", "ui_port")):
+    for flag, field in (
+        ("home", "home"),
+        ("embedding_model", "embedding_model"),
+        ("chroma_host", "chroma_host"),
+        ("chroma_port", "chroma_port"),
+        ("llm", "llm"),
+        ("auth", "ui_auth"),
+        ("host", "ui_host"),
+        ("port", "ui_port"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[field] = value
@@ -111,10 +142,11 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
-        print(f"{report.added} added, {report.updated} updated, {report.removed} removed, "
-              f"{report.unchanged} unchanged, {len(report.failed)} failed; "
-              f"{report.chunks_embedded} chunks embedded"
-              + (" (rebuilt)" if report.rebuilt else ""))
+        print(
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+            f"{report.unchanged} unchanged, {len(report.failed)} failed; "
+            f"{report.chunks_embedded} chunks embedded" + (" (rebuilt)" if report.rebuilt else "")
+        )
     return 1 if report.failed else 0
 
 
@@ -166,8 +198,14 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(bench_main(list(args.rest), settings))
 
 
-COMMANDS = {"index": _cmd_index, "status": _cmd_status, "ask": _cmd_ask, "ui": _cmd_ui,
-            "eval": _cmd_eval, "bench": _cmd_bench}
+COMMANDS = {
+    "index": _cmd_index,
+    "status": _cmd_status,
+    "ask": _cmd_ask,
+    "ui": _cmd_ui,
+    "eval": _cmd_eval,
+    "bench": _cmd_bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        print(f"error: setting {where}: {first['msg']} (check ASSISTANT_* variables and flags)",
-              file=sys.stderr)
+        print(
+            f"error: setting {where}: {first['msg']} (check ASSISTANT_* variables and flags)",
+            file=sys.stderr,
+        )
         return 2
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int = 60,
-                           weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
     """Fuse ranked id lists: score(id) = sum_i w_i / (k + rank_i(id)), best first."""
     weights = weights or [1.0] * len(rankings)
     scores: dict[str, float] = {}

@@ -51,8 +51,9 @@ class HybridRetriever(BaseRetriever):
         published = date.fromisoformat(art.published) if art.published else None
         if self.published_after and (published is None or published < self.published_after):
             return False
-        return not (self.published_before and (published is None
-                                               or published > self.published_before))
+        return not (
+            self.published_before and (published is None or published > self.published_before)
+        )
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -61,7 +62,8 @@ class HybridRetriever(BaseRetriever):
         dense = self.index.vectors.query(vector, self.fetch_k, where=self._where())
         lexical = self.index.lexical.search(query, self.fetch_k * 2)
         stored = self.index.catalog.chunks(
-            list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical])))
+            list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
+        )
         stored = {i: c for i, c in stored.items() if self._keep(c)}
         dense_ids = [i for i, _ in dense if i in stored]
         lexical_ids = [i for i, _ in lexical if i in stored][: self.fetch_k]
@@ -74,17 +76,27 @@ class HybridRetriever(BaseRetriever):
         ]
 
 
-def _to_document(chunk: StoredChunk, score: float, dense: float | None,
-                 lexical: float | None) -> Document:
+def _to_document(
+    chunk: StoredChunk, score: float, dense: float | None, lexical: float | None
+) -> Document:
     art = chunk.article
-    before = chunk.article_text[max(0, chunk.start - CONTEXT_CHARS): chunk.start]
+    before = chunk.article_text[max(0, chunk.start - CONTEXT_CHARS) : chunk.start]
     return Document(
         page_content=chunk.text,
         id=chunk.chunk_id,
         metadata={
-            "chunk_id": chunk.chunk_id, "article_id": art.article_id, "title": art.title,
-            "source": art.source, "published": art.published, "url": art.url,
-            "origin": art.origin, "start": chunk.start, "end": chunk.end, "score": score,
-            "dense_score": dense, "lexical_score": lexical, "context_before": before,
+            "chunk_id": chunk.chunk_id,
+            "article_id": art.article_id,
+            "title": art.title,
+            "source": art.source,
+            "published": art.published,
+            "url": art.url,
+            "origin": art.origin,
+            "start": chunk.start,
+            "end": chunk.end,
+            "score": score,
+            "dense_score": dense,
+            "lexical_score": lexical,
+            "context_before": before,
         },
     )

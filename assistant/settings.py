@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     )
     chroma_port: int = Field(default=8000, description="Chroma server port (with chroma_host).")
     max_file_mb: float = Field(
-        default=20.0, gt=0, description="Files larger than this are refused (reported, not indexed)."
+        default=20.0,
+        gt=0,
+        description="Files larger than this are refused (reported, not indexed).",
     )
     k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
     llm: str | None = Field(
@@ -62,13 +64,21 @@ class Settings(BaseSettings):
             "OpenAI-compatible server) or 'llamacpp:<path.gguf>'. Unset: extractive answers."
         ),
     )
-    llm_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server.")
-    llm_api_key: SecretStr | None = Field(default=None, description="API key for the LLM server, if any.")
+    llm_base_url: str | None = Field(
+        default=None, description="Base URL of an OpenAI-compatible server."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key for the LLM server, if any."
+    )
     llm_temperature: float = Field(default=0.0, ge=0, le=2, description="LLM sampling temperature.")
-    llm_max_tokens: int = Field(default=400, ge=16, description="Most tokens an LLM answer may use.")
+    llm_max_tokens: int = Field(
+        default=400, ge=16, description="Most tokens an LLM answer may use."
+    )
     ui_host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     ui_port: int = Field(default=7860, description="Port of the chat UI.")
-    ui_auth: str | None = Field(default=None, description="'user:password' to require a login in the UI.")
+    ui_auth: str | None = Field(
+        default=None, description="'user:password' to require a login in the UI."
+    )
     max_upload_mb: float = Field(default=20.0, gt=0, description="Largest file the UI accepts.")
 
     @field_validator("home", mode="after")

@@ -129,19 +129,30 @@ class Catalog:
         )
 
     # --- writes (each one transaction: the unit of change is one article) -----------------
-    def commit_article(self, article: Article, chunks: list[Chunk], source_file: str,
-                       replaces: str | None = None) -> None:
+    def commit_article(
+        self, article: Article, chunks: list[Chunk], source_file: str, replaces: str | None = None
+    ) -> None:
         with self.transaction() as db:
             if replaces:
                 self._delete(db, replaces)
             db.execute(
                 "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (article.id, source_file, article.origin, article.text_sha, article.title,
-                 article.source, _iso(article.published), article.url, article.author,
-                 article.text, len(chunks)),
+                (
+                    article.id,
+                    source_file,
+                    article.origin,
+                    article.text_sha,
+                    article.title,
+                    article.source,
+                    _iso(article.published),
+                    article.url,
+                    article.author,
+                    article.text,
+                    len(chunks),
+                ),
             )
             db.executemany(
-                'INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?)',
+                "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?)",
                 [(c.id, c.article_id, c.n, c.start, c.end) for c in chunks],
             )
             self._bump(db)

@@ -59,11 +59,17 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
 
         path = resolve_model_path(self.name)
         try:
-            return SentenceTransformer(path, device="cpu", local_files_only=not self.allow_downloads)
+            return SentenceTransformer(
+                path, device="cpu", local_files_only=not self.allow_downloads
+            )
         except Exception as exc:  # the library raises many types for "not found"
-            hint = "" if self.allow_downloads else (
-                " Nothing is downloaded by default: give a local model directory, or set "
-                "ASSISTANT_ALLOW_DOWNLOADS=1 to fetch it."
+            hint = (
+                ""
+                if self.allow_downloads
+                else (
+                    " Nothing is downloaded by default: give a local model directory, or set "
+                    "ASSISTANT_ALLOW_DOWNLOADS=1 to fetch it."
+                )
             )
             raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}.{hint}") from exc
 
@@ -92,8 +98,11 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         if not texts:
             return []
         vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            show_progress_bar=False, convert_to_numpy=True,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
         )
         return vectors.tolist()
 

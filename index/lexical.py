@@ -21,9 +21,68 @@ from index.catalog import Catalog
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
-    """a an and are as at be but by for from has have he her his i in is it its of on or she
-    that the their there they this to was were will with what which who whom whose when where
-    why how did do does said says about after into than then them these those over also""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "she",
+        "that",
+        "the",
+        "their",
+        "there",
+        "they",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "did",
+        "do",
+        "does",
+        "said",
+        "says",
+        "about",
+        "after",
+        "into",
+        "than",
+        "then",
+        "them",
+        "these",
+        "those",
+        "over",
+        "also",
+    ]
 )
 
 
@@ -99,8 +158,15 @@ class LexicalIndex:
         tmp = self.path.with_suffix(".tmp")
         try:
             with tmp.open("wb") as fh:
-                pickle.dump({"revision": self._revision, "tokenizer": TOKENIZER_VERSION,
-                             "ids": self._ids, "bm25": self._bm25}, fh)
+                pickle.dump(
+                    {
+                        "revision": self._revision,
+                        "tokenizer": TOKENIZER_VERSION,
+                        "ids": self._ids,
+                        "bm25": self._bm25,
+                    },
+                    fh,
+                )
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(self.path)
@@ -114,7 +180,9 @@ class LexicalIndex:
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) of the best ``k`` chunks for ``query``."""
         self._fresh()
-        tokens = [t for t in tokenize(query) if self._bm25 is not None and t in self._bm25.vocab_dict]
+        tokens = [
+            t for t in tokenize(query) if self._bm25 is not None and t in self._bm25.vocab_dict
+        ]
         if not tokens or not self._ids:
             return []
         scores = self._bm25.get_scores(tokens)

@@ -29,8 +29,14 @@ class Article:
     def id(self) -> str:
         """Content address of everything indexed (text and metadata): any change is a new id,
         so an update never overwrites the chunks of the version still being served."""
-        parts = [self.title, self.source or "", str(self.published or ""), self.url or "",
-                 self.author or "", self.text]
+        parts = [
+            self.title,
+            self.source or "",
+            str(self.published or ""),
+            self.url or "",
+            self.author or "",
+            self.text,
+        ]
         return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
     @property

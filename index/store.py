@@ -62,8 +62,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
             "Run `assistant index --rebuild` to rebuild it from the article sources."
         ) from exc
     if not isinstance(data, dict):
-        raise StoreUnavailableError(f"{path} is not an Article Assistant file; run "
-                                    "`assistant index --rebuild` or choose another ASSISTANT_HOME.")
+        raise StoreUnavailableError(
+            f"{path} is not an Article Assistant file; run "
+            "`assistant index --rebuild` or choose another ASSISTANT_HOME."
+        )
     return data
 
 
@@ -163,10 +165,12 @@ class Index:
     def status(self) -> IndexStatus:
         articles, chunks = self.catalog.counts()
         return IndexStatus(
-            articles=articles, chunks=chunks,
+            articles=articles,
+            chunks=chunks,
             embedding_model=self.catalog.get_meta("embedding_model") or "?",
             chunking=self.catalog.get_meta("chunking") or "?",
-            store=self.settings.store_location, home=str(self.settings.home),
+            store=self.settings.store_location,
+            home=str(self.settings.home),
             generation=self.generation,
         )
 
@@ -194,5 +198,6 @@ def collect_garbage(settings: Settings) -> None:
 
 
 def empty_status(settings: Settings) -> IndexStatus:
-    return IndexStatus(0, 0, settings.embedding_model, "-", settings.store_location,
-                       str(settings.home), None)
+    return IndexStatus(
+        0, 0, settings.embedding_model, "-", settings.store_location, str(settings.home), None
+    )

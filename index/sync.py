@@ -45,8 +45,15 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def sync(settings: Settings, sources: Sequence[str] | None = None, *, rebuild: bool = False,
-         wait: float = 0.0, progress: Progress | None = None, show_bar: bool = True) -> SyncReport:
+def sync(
+    settings: Settings,
+    sources: Sequence[str] | None = None,
+    *,
+    rebuild: bool = False,
+    wait: float = 0.0,
+    progress: Progress | None = None,
+    show_bar: bool = True,
+) -> SyncReport:
     """Sync ``sources`` (folders, files, URLs; default: every source synced before)."""
     with sync_lock(settings.home, wait=wait):
         current = Index.open(settings, check=False)
@@ -150,7 +157,9 @@ class _Syncer:
                 digest = _digest(origin, max_bytes)
                 if state and digest == state.digest:
                     self.report.unchanged += len(self.catalog.articles(origin))
-                    self.done_files.append(SourceState(origin, root, *(stat or (None, None)), digest))
+                    self.done_files.append(
+                        SourceState(origin, root, *(stat or (None, None)), digest)
+                    )
                     return
                 result = load_file(Path(origin), max_bytes=max_bytes)
         except LoadError as exc:
@@ -162,9 +171,11 @@ class _Syncer:
         for problem in result.problems:
             self._fail(origin, problem)
         self._plan(origin, result)
-        digest = hashlib.sha256(
-            "\x1e".join(a.id for a in result.articles).encode()).hexdigest() if is_url(origin) \
+        digest = (
+            hashlib.sha256("\x1e".join(a.id for a in result.articles).encode()).hexdigest()
+            if is_url(origin)
             else _digest(origin, max_bytes)
+        )
         self.done_files.append(SourceState(origin, root, *(stat or (None, None)), digest))
 
     def _plan(self, source_file: str, result: LoadResult) -> None:
@@ -179,15 +190,22 @@ class _Syncer:
             owner = self.seen_text.get(article.text_sha) or self._owner(article, source_file)
             if owner:
                 self.report.duplicates.append(
-                    FailedSource(article.origin, f"same text as {owner}; indexed once"))
+                    FailedSource(article.origin, f"same text as {owner}; indexed once")
+                )
                 continue
             self.seen_text[article.text_sha] = article.origin
             previous = old.get(article.origin)
             if previous and previous.article_id not in kept:
                 kept.add(previous.article_id)
                 self.report.updated += 1
-                self.pending.append(_Pending(article, source_file, replaces=previous.article_id,
-                                             replaces_chunks=previous.n_chunks))
+                self.pending.append(
+                    _Pending(
+                        article,
+                        source_file,
+                        replaces=previous.article_id,
+                        replaces_chunks=previous.n_chunks,
+                    )
+                )
             else:
                 self.report.added += 1
                 self.pending.append(_Pending(article, source_file))
@@ -220,8 +238,9 @@ class _Syncer:
             item.chunks = chunker.split(item.article)
         total = sum(len(p.chunks) for p in self.pending)
         self.catalog.set_meta(dirty="1")
-        bar = tqdm(total=total, unit="chunk", desc="Embedding", disable=not self.show_bar,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=total, unit="chunk", desc="Embedding", disable=not self.show_bar, file=sys.stderr
+        )
         group: list[_Pending] = []
         size = 0
         for item in self.pending:
@@ -242,16 +261,23 @@ class _Syncer:
                 ids.append(c.id)
                 texts.append(embedding_text(a.title, c.text))
                 docs.append(c.text)
-                metas.append({
-                    "article_id": a.id, "n": c.n, "start": c.start, "end": c.end,
-                    "title": a.title, "source": a.source or "",
-                    "published": int(a.published.strftime("%Y%m%d")) if a.published else 0,
-                })
+                metas.append(
+                    {
+                        "article_id": a.id,
+                        "n": c.n,
+                        "start": c.start,
+                        "end": c.end,
+                        "title": a.title,
+                        "source": a.source or "",
+                        "published": int(a.published.strftime("%Y%m%d")) if a.published else 0,
+                    }
+                )
         vectors = self.index.embedder.embed_documents(texts)
         self.index.vectors.upsert(ids, vectors, metas, docs)
         for item in group:
-            self.catalog.commit_article(item.article, item.chunks, item.source_file,
-                                        replaces=item.replaces)
+            self.catalog.commit_article(
+                item.article, item.chunks, item.source_file, replaces=item.replaces
+            )
             if item.replaces:
                 self.index.vectors.delete(_chunk_ids(item.replaces, item.replaces_chunks))
         self.report.chunks_embedded += len(ids)

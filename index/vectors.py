@@ -72,19 +72,27 @@ class VectorStore:
             )
         return self._collection
 
-    def upsert(self, ids: Sequence[str], vectors: Sequence[Sequence[float]],
-               metadatas: Sequence[dict[str, Any]], documents: Sequence[str]) -> None:
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+        metadatas: Sequence[dict[str, Any]],
+        documents: Sequence[str],
+    ) -> None:
         for i in range(0, len(ids), _WRITE_BATCH):
             end = i + _WRITE_BATCH
             self._guard(
-                "upsert", self.collection.upsert, ids=list(ids[i:end]),
+                "upsert",
+                self.collection.upsert,
+                ids=list(ids[i:end]),
                 embeddings=[list(v) for v in vectors[i:end]],
-                metadatas=list(metadatas[i:end]), documents=list(documents[i:end]),
+                metadatas=list(metadatas[i:end]),
+                documents=list(documents[i:end]),
             )
 
     def delete(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), _WRITE_BATCH):
-            self._guard("delete", self.collection.delete, ids=list(ids[i:i + _WRITE_BATCH]))
+            self._guard("delete", self.collection.delete, ids=list(ids[i : i + _WRITE_BATCH]))
 
     def all_ids(self) -> set[str]:
         result = self._guard("get", self.collection.get, include=[])
@@ -93,18 +101,25 @@ class VectorStore:
     def count(self) -> int:
         return int(self._guard("count", self.collection.count))
 
-    def query(self, vector: Sequence[float], k: int,
-              where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+    def query(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``k`` nearest chunks."""
         total = self.count()
         if total == 0:
             return []
         result = self._guard(
-            "query", self.collection.query, query_embeddings=[list(vector)],
-            n_results=min(k, total), where=where or None, include=["distances"],
+            "query",
+            self.collection.query,
+            query_embeddings=[list(vector)],
+            n_results=min(k, total),
+            where=where or None,
+            include=["distances"],
         )
-        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0],
-                                                     strict=True)]
+        return [
+            (i, 1.0 - float(d))
+            for i, d in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
 
     def drop(self) -> None:
         try:
@@ -129,5 +144,15 @@ def drop_collections(settings: Settings, prefix: str, keep: set[str]) -> list[st
 
 def _is_connection_error(exc: Exception) -> bool:
     text = f"{exc.__class__.__name__} {exc}".lower()
-    return any(word in text for word in ("connect", "connection", "timeout", "timed out",
-                                         "refused", "unreachable", "could not connect"))
+    return any(
+        word in text
+        for word in (
+            "connect",
+            "connection",
+            "timeout",
+            "timed out",
+            "refused",
+            "unreachable",
+            "could not connect",
+        )
+    )

@@ -71,7 +71,8 @@ class ChromaServer:
         exe = Path(sys.executable).with_name("chroma")
         self.proc = subprocess.Popen(
             [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.wait_ready()
 

@@ -26,7 +26,9 @@ def assert_markers_resolve(result: Answer) -> None:
     numbers = {int(n) for n in re.findall(r"\[(\d+)\]", result.text)}
     assert numbers <= {c.n for c in result.citations}
     for c in result.citations:
-        assert c.quote and c.quote in c.passage or c.passage in c.quote or c.quote
+        # The quote is exactly where its offsets say, inside the passage shown with it.
+        assert c.quote
+        assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
 
 
 # --- unit: pure logic ------------------------------------------------------------------------
@@ -36,14 +38,17 @@ def test_rrf_rewards_agreement() -> None:
     assert {i for i, _ in fused} == {"a", "b", "c", "d"}
 
 
-@pytest.mark.parametrize(("question", "kind"), [
-    ("How much is Mick Mars being sued for?", "money"),
-    ("How many people took part in the poll?", "quantity"),
-    ("By what score did Monfils beat Gaudio?", "quantity"),
-    ("Which film was Kidman shooting when she took action?", "name"),
-    ("When did the talks start?", "date"),
-    ("What did Bessent threaten?", None),
-])
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How much is Mick Mars being sued for?", "money"),
+        ("How many people took part in the poll?", "quantity"),
+        ("By what score did Monfils beat Gaudio?", "quantity"),
+        ("Which film was Kidman shooting when she took action?", "name"),
+        ("When did the talks start?", "date"),
+        ("What did Bessent threaten?", None),
+    ],
+)
 def test_expected_answer_type(question: str, kind: str | None) -> None:
     assert expected_type(question) == kind
 
@@ -55,10 +60,21 @@ def test_amount_in_another_currency_does_not_answer() -> None:
 
 
 def doc(text: str, n: int, before: str = "") -> Document:
-    return Document(page_content=text, metadata={
-        "chunk_id": f"a:{n}", "article_id": "a", "title": "Talks", "source": None,
-        "published": None, "url": None, "start": len(before), "end": len(before) + len(text),
-        "score": 1.0 / (n + 1), "context_before": before})
+    return Document(
+        page_content=text,
+        metadata={
+            "chunk_id": f"a:{n}",
+            "article_id": "a",
+            "title": "Talks",
+            "source": None,
+            "published": None,
+            "url": None,
+            "start": len(before),
+            "end": len(before) + len(text),
+            "score": 1.0 / (n + 1),
+            "context_before": before,
+        },
+    )
 
 
 def test_pronoun_sentence_brings_its_antecedent() -> None:
@@ -71,7 +87,7 @@ def test_pronoun_sentence_brings_its_antecedent() -> None:
     assert citations[0].quote.endswith("fail.")
     assert out.endswith("[1]")
     c = citations[0]
-    assert c.passage[c.start - c.passage_start: c.end - c.passage_start] == c.quote
+    assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
 
 
 def test_declines_below_threshold_and_keeps_closest_passages() -> None:
@@ -89,8 +105,9 @@ def test_question_hygiene() -> None:
 
 
 def test_history_formats() -> None:
-    pairs = normalise_history([{"role": "user", "content": "a"},
-                               {"role": "assistant", "content": "b"}])
+    pairs = normalise_history(
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    )
     assert pairs == [("a", "b")]
     assert normalise_history([("x", "y")]) == [("x", "y")]
 
@@ -99,8 +116,10 @@ def test_chain_with_fake_embedder(fake_settings: Settings, tmp_path: Path) -> No
     """LCEL chain: invoke, stream and batch over a tiny index (fake embeddings)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text("Lunar rover lands\n\nThe lunar rover landed near the crater "
-                                "on Monday. It sent back 40 photos.\n")
+    (docs / "a.txt").write_text(
+        "Lunar rover lands\n\nThe lunar rover landed near the crater "
+        "on Monday. It sent back 40 photos.\n"
+    )
     sync(fake_settings, [str(docs)], show_bar=False)
     from assistant.api import open_index
 
@@ -152,8 +171,7 @@ def test_odd_questions_never_traceback(sample_index: Settings, question: str) ->
 
 
 @pytest.mark.integration
-def test_cli_ask_json_and_plain(sample_index: Settings,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ask_json_and_plain(sample_index: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     home = str(sample_index.home)
     assert cli_main(["ask", "What did Bessent threaten?", "--json", "--home", home]) == 0
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -164,8 +182,9 @@ def test_cli_ask_json_and_plain(sample_index: Settings,
     assert cli_main(["ask", "   ", "--home", home]) == 2
 
 
-def test_cli_ask_on_empty_index_says_how_to_build_one(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ask_on_empty_index_says_how_to_build_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = cli_main(["ask", "anything?", "--home", str(tmp_path / "empty")])
     assert code == 1
     assert "assistant index" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def check(article: Article, chunker: Chunker) -> None:
     covered = [False] * len(article.text)
     for n, chunk in enumerate(chunks):
         assert chunk.n == n
-        assert article.text[chunk.start:chunk.end] == chunk.text
+        assert article.text[chunk.start : chunk.end] == chunk.text
         tokens = FAKE.count_tokens([embedding_text(article.title, chunk.text)])[0]
         assert tokens <= FAKE.max_tokens
         for i in range(chunk.start, chunk.end):
@@ -28,8 +28,9 @@ def check(article: Article, chunker: Chunker) -> None:
     assert all(c.isspace() for c in missed)
 
 
-words = st.text(alphabet=st.characters(codec="utf-8", categories=["L", "N"]), min_size=1,
-                max_size=12)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=12
+)
 sentence = st.lists(words, min_size=1, max_size=40).map(lambda ws: " ".join(ws) + ".")
 paragraph = st.lists(sentence, min_size=1, max_size=8).map(" ".join)
 article_text = st.lists(paragraph, min_size=1, max_size=6).map("\n\n".join)
@@ -52,11 +53,17 @@ def test_one_enormous_sentence_is_cut_at_word_boundaries() -> None:
 
 
 def test_news_abbreviations_do_not_end_sentences() -> None:
-    text = ('Wang met U.S. Treasury Secretary Scott Bessent. The Oct. 30 summit follows. '
-            'He said "the U.S." Then Mr. Li spoke.')
+    text = (
+        "Wang met U.S. Treasury Secretary Scott Bessent. The Oct. 30 summit follows. "
+        'He said "the U.S." Then Mr. Li spoke.'
+    )
     spans = [text[a:b] for a, b in split_sentences(text)]
-    assert spans == ["Wang met U.S. Treasury Secretary Scott Bessent.",
-                     "The Oct. 30 summit follows.", 'He said "the U.S."', "Then Mr. Li spoke."]
+    assert spans == [
+        "Wang met U.S. Treasury Secretary Scott Bessent.",
+        "The Oct. 30 summit follows.",
+        'He said "the U.S."',
+        "Then Mr. Li spoke.",
+    ]
 
 
 @pytest.mark.integration
@@ -68,5 +75,7 @@ def test_real_tokenizer_never_exceeds_the_model_limit() -> None:
     text = ("Supercalifragilistic " * 400).strip() + ". Short one."
     article = Article(title="A long title " * 20, text=text, origin="x")
     for chunk in Chunker(embedder, 256).split(article):
-        assert embedder.count_tokens([embedding_text(article.title, chunk.text)])[0] \
+        assert (
+            embedder.count_tokens([embedding_text(article.title, chunk.text)])[0]
             <= embedder.max_tokens
+        )

@@ -26,10 +26,18 @@ def write(folder: Path, name: str, title: str, body: str) -> Path:
 
 
 def corpus(folder: Path) -> None:
-    write(folder, "a.txt", "Apple opens a store", "Apple opened a new store in Leeds on Monday. "
-          "The shop employs 40 people.")
-    write(folder, "b.txt", "Rain floods the valley", "Heavy rain flooded the valley overnight. "
-          "Farmers lost 300 sheep.")
+    write(
+        folder,
+        "a.txt",
+        "Apple opens a store",
+        "Apple opened a new store in Leeds on Monday. The shop employs 40 people.",
+    )
+    write(
+        folder,
+        "b.txt",
+        "Rain floods the valley",
+        "Heavy rain flooded the valley overnight. Farmers lost 300 sheep.",
+    )
 
 
 def assert_whole(settings: Settings) -> None:
@@ -84,8 +92,9 @@ def test_duplicate_article_is_indexed_once(fake_settings: Settings, tmp_path: Pa
     assert len(report.duplicates) == 1 and "same text" in report.duplicates[0].error
 
 
-def test_bad_files_are_reported_and_the_rest_indexed(fake_settings: Settings,
-                                                     tmp_path: Path) -> None:
+def test_bad_files_are_reported_and_the_rest_indexed(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
     docs = tmp_path / "docs"
     corpus(docs)
     (docs / "empty.txt").write_text("")
@@ -99,8 +108,7 @@ def test_bad_files_are_reported_and_the_rest_indexed(fake_settings: Settings,
     assert report.added == 2
 
 
-def test_failed_update_keeps_the_previous_version(fake_settings: Settings,
-                                                  tmp_path: Path) -> None:
+def test_failed_update_keeps_the_previous_version(fake_settings: Settings, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     corpus(docs)
     sync(fake_settings, [str(docs)], show_bar=False)
@@ -115,8 +123,9 @@ def test_second_sync_refuses_while_one_runs(fake_settings: Settings, tmp_path: P
         sync(fake_settings, [str(tmp_path)], show_bar=False)
 
 
-def test_model_change_rebuilds_instead_of_mixing(fake_settings: Settings, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_change_rebuilds_instead_of_mixing(
+    fake_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = tmp_path / "docs"
     corpus(docs)
     sync(fake_settings, [str(docs)], show_bar=False)
@@ -135,8 +144,9 @@ def test_cli_index_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[s
     corpus(docs)
     (docs / "empty.txt").write_text("  \n")
     home = tmp_path / "cli-home"
-    code = cli_main(["index", str(docs), "--json", "--home", str(home),
-                     "--embedding-model", "fake"])
+    code = cli_main(
+        ["index", str(docs), "--json", "--home", str(home), "--embedding-model", "fake"]
+    )
     out = capsys.readouterr()
     report = json.loads(out.out.strip().splitlines()[-1])
     assert code == 1
@@ -169,12 +179,23 @@ def test_real_model_and_chroma(store_settings: Settings, tmp_path: Path) -> None
 
 
 @pytest.mark.integration
-def test_chroma_server_down_is_one_clear_message(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_chroma_server_down_is_one_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from .conftest import free_port
 
-    code = cli_main(["index", str(SAMPLE), "--home", str(tmp_path / "h"), "--chroma-host",
-                     "127.0.0.1", "--chroma-port", str(free_port())])
+    code = cli_main(
+        [
+            "index",
+            str(SAMPLE),
+            "--home",
+            str(tmp_path / "h"),
+            "--chroma-host",
+            "127.0.0.1",
+            "--chroma-port",
+            str(free_port()),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "cannot reach the Chroma server" in err and "Traceback" not in err

@@ -184,14 +184,12 @@ class Page:
         page = self.page
         self.tab("Add articles")
         page.set_input_files("#aa-files input[type=file]", [str(f) for f in files])
-        try:  # the upload to Gradio has finished when the names are listed
-            page.wait_for_function(
-                """(names) => { const box = document.querySelector('#aa-files');
-                     return names.every(n => box.innerText.includes(n)); }""",
-                arg=[f.name for f in files], timeout=30_000)
-        except Exception:
-            self.shot("failed-upload")
-            raise
+        # The upload to Gradio has finished when the names are listed (as "name\n.ext").
+        page.wait_for_function(
+            """(names) => {
+                 const text = document.querySelector('#aa-files').innerText.replace(/\\n/g, '');
+                 return names.every(n => text.includes(n)); }""",
+            arg=[f.name for f in files], timeout=60_000)
         page.click("#aa-add")
         page.locator("#aa-summary .aa-summary").wait_for(timeout=180_000)
         return str(page.locator("#aa-summary").inner_text())

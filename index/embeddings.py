@@ -44,6 +44,7 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         self.name = model
         self.batch_size = batch_size
         self.allow_downloads = allow_downloads
+        self._queries: dict[str, list[float]] = {}
 
     @cached_property
     def _model(self) -> Any:
@@ -110,7 +111,14 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         return self._encode(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0]
+        # Retrieval and the answerer both need the question's vector: compute it once.
+        cached = self._queries.get(text)
+        if cached is None:
+            cached = self._encode([text])[0]
+            if len(self._queries) >= 256:
+                self._queries.pop(next(iter(self._queries)))
+            self._queries[text] = cached
+        return cached
 
 
 class FakeTokenizingEmbeddings(TokenizingEmbeddings):

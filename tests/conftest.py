@@ -3,6 +3,7 @@ a real `chroma run` server on loopback for the server-backed tests."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,20 @@ from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assistant" / "sample_articles"
-BBC = Path(__file__).resolve().parents[2] / "shared" / "eval" / "bbc"
+
+
+def _shared_dir() -> Path:
+    """The workplace's shared data (sample article, eval corpora), read in place, never copied:
+    $ASSISTANT_SHARED_DIR, else the `shared/` beside the checkout, else /work/shared."""
+    candidates = [os.environ.get("ASSISTANT_SHARED_DIR"), ROOT.parent / "shared", "/work/shared"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return ROOT.parent / "shared"
+
+
+SHARED = _shared_dir()
+BBC = SHARED / "eval" / "bbc"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 

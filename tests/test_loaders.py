@@ -29,8 +29,9 @@ from index.loaders import (
     loader_for,
 )
 
+from .conftest import SHARED
+
 BAD = Path(__file__).parent / "bad_inputs"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 BBC = SHARED / "eval" / "bbc"
 SAMPLE = SHARED / "articles" / "us-china-trade-talks.txt"
 MB = 1024 * 1024

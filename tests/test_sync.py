@@ -199,3 +199,28 @@ def test_chroma_server_down_is_one_clear_message(
     err = capsys.readouterr().err
     assert code == 1
     assert "cannot reach the Chroma server" in err and "Traceback" not in err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bbc_corpus_full_sync_and_no_change_resync(fake_settings: Settings) -> None:
+    """All 2,225 BBC files, the Latin-1 one included; the second run embeds nothing.
+    (The fake embedder keeps this about sync at scale; the benchmark times the real model.)"""
+    from .conftest import BBC
+
+    if not BBC.is_dir():
+        pytest.skip(f"{BBC} not present")
+    first = sync(fake_settings, [str(BBC)], show_bar=False)
+    # questions-dev.jsonl sits in the folder and has no article text: reported, not fatal.
+    assert [Path(f.path).name for f in first.failed] in ([], ["questions-dev.jsonl"])
+    indexed = first.added + len(first.duplicates)
+    assert indexed >= 2225  # every story is indexed, or named as a duplicate of one that is
+    assert first.chunks_embedded > 5000
+    index = Index.open(fake_settings)
+    assert index is not None
+    pound = [a for a in index.catalog.articles() if a.origin.endswith("sport/199.txt")]
+    assert pound and "£" in (index.catalog.article_text(pound[0].article_id) or "")
+    index.close()
+    again = sync(fake_settings, [str(BBC)], show_bar=False)
+    assert (again.added, again.updated, again.removed, again.chunks_embedded) == (0, 0, 0, 0)
+    assert again.unchanged == first.added

@@ -58,7 +58,7 @@ class AppServer:
     """`python -m ui.app` in a subprocess, after syncing ``sources`` into its home."""
 
     def __init__(self, home: Path, log: Path, sources: list[str], auth: str | None = None,
-                 ) -> None:
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.home = home
@@ -68,6 +68,7 @@ class AppServer:
         gradio_tmp = home.parent / "gradio-tmp"
         env.update(ASSISTANT_HOME=str(home), GRADIO_ANALYTICS_ENABLED="False",
                    GRADIO_TEMP_DIR=str(gradio_tmp), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env.update(extra_env or {})
         args = ["--host", "127.0.0.1", "--port", str(self.port)]
         if auth:
             args += ["--auth", auth]
@@ -158,7 +159,8 @@ class Page:
     def ask(self, question: str, timeout: float = 120_000) -> dict[str, float]:
         """Ask in the Chat tab; wait for the final answer; return timings in seconds."""
         page = self.page
-        turns_before = page.locator("#aa-sources .aa-turn").count()
+        finished = "Number(document.querySelector('#aa-sources .aa-sources').dataset.finished)"
+        turns_before = page.evaluate(f"() => {finished}")
         bots_before = page.locator("#aa-chat [data-testid='bot']").count()
         page.fill("#aa-question textarea", question)
         start = time.monotonic()
@@ -171,7 +173,7 @@ class Page:
             arg=[bots_before], polling=20, timeout=timeout)
         first = time.monotonic() - start
         page.wait_for_function(
-            "([n]) => document.querySelectorAll('#aa-sources .aa-turn').length > n",
+            f"([n]) => {finished} > n",
             arg=[turns_before], polling=20, timeout=timeout)
         done = time.monotonic() - start
         return {"first_words_s": round(first, 3), "answer_s": round(done, 3)}
@@ -325,8 +327,25 @@ def test_only_the_apps_own_files_are_served(server: AppServer) -> None:
         assert status >= 400, f"{path} is served ({status})"
 
 
-def test_login_required_with_auth(browser: Any, tmp_path: Path) -> None:
-    app = AppServer(tmp_path / "home", tmp_path / "auth-app.log", [], auth="ann:s3cret:x")
+def test_answer_settings_reach_the_answer(ui: Page) -> None:
+    page = ui.page
+    page.get_by_text("Answer settings").click()
+    after = page.get_by_label("Published on or after")
+    after.fill("last week")
+    ui.ask("What did Bessent threaten?")
+    assert "is not a date; use YYYY-MM-DD" in ui.last_answer()
+    after.fill("2030-01-01")  # later than every article: nothing may be cited
+    ui.ask("What did Bessent threaten?")
+    assert ui.page.locator("#aa-sources .aa-turn").last.locator(".aa-card").count() == 0
+    ui.shot("08-date-filter")
+    after.fill("2025-10-01")
+    ui.ask("What did Bessent threaten?")
+    assert "everything is on the table" in ui.page.locator("#aa-sources .aa-turn").last.inner_text()
+
+
+def test_login_required_and_upload_size_limit(browser: Any, tmp_path: Path) -> None:
+    app = AppServer(tmp_path / "home", tmp_path / "auth-app.log", [], auth="ann:s3cret:x",
+                    extra_env={"ASSISTANT_MAX_UPLOAD_MB": "0.002"})
     try:
         page = Page(browser, app.url, tmp_path)
         page.page.goto(app.url)
@@ -337,10 +356,17 @@ def test_login_required_with_auth(browser: Any, tmp_path: Path) -> None:
         inputs.nth(1).fill("wrong")
         page.page.get_by_role("button", name="Login").click()
         page.page.get_by_text("Incorrect", exact=False).first.wait_for(timeout=10_000)
+        inputs.nth(0).fill("ann")
         inputs.nth(1).fill("s3cret:x")
         page.page.get_by_role("button", name="Login").click()
         page.page.wait_for_selector("#aa-question textarea", timeout=30_000)
-        page.shot("08-after-login")
+        page.shot("09-after-login")
+        big = tmp_path / "big.txt"
+        big.write_text("A big article\n\n" + "word " * 1000, encoding="utf-8")
+        page.tab("Add articles")
+        page.page.set_input_files("#aa-files input[type=file]", [str(big)])
+        page.page.get_by_text("exceed the maximum allowed size").first.wait_for(timeout=10_000)
+        page.shot("10-upload-too-large")
         assert page.outside == []
         page.close()
     finally:

@@ -121,6 +121,9 @@ def test_sources_panel_shows_latest_turn_and_keeps_older_ones() -> None:
     assert 'class="aa-turn" data-turn="1"' in markup
     assert "No answer found; closest passages" in markup
     assert "closest passages are listed" in render.answer_html(declined.answer, 1)  # type: ignore[arg-type]
+    assert "data-finished='2'" in markup
+    assert "data-finished='1'" in render.sources_html([first, Turn("q3")])
+    assert "data-finished='1'" in render.sources_html([Turn("q4", error="bad")])
     assert "Ask a question" in render.sources_html([])
 
 

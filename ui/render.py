@@ -169,10 +169,12 @@ def sources_html(turns: Sequence[Turn]) -> str:
         hidden = "" if i == last else " aa-hidden"
         sections.append(f'<section class="aa-turn{hidden}" data-turn="{i}">'
                         f"<h4>{heading}</h4>{cards}</section>")
-    if not sections:
-        return ("<div class='aa-sources'><p class='aa-empty'>Ask a question: the passages each "
-                "answer cites appear here. Click a [n] marker to open its passage.</p></div>")
-    return f"<div class='aa-sources'>{''.join(sections)}</div>"
+    # How many turns are finished (answered or failed): lets tests and scripts wait for it.
+    done = sum(1 for t in turns if t.answer is not None or t.error is not None)
+    body = "".join(sections) or (
+        "<p class='aa-empty'>Ask a question: the passages each answer cites appear here. "
+        "Click a [n] marker to open its passage.</p>")
+    return f"<div class='aa-sources' data-finished='{done}'>{body}</div>"
 
 
 # --- sync summary and index status -----------------------------------------------------------

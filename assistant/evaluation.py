@@ -1,0 +1,389 @@
+"""`assistant eval`: answer quality on a question set, ours beside the LangChain tutorial's.
+
+Questions are JSONL (``question``, ``answer``, ``article``, ``evidence``; unanswerable ones
+carry ``"unanswerable": true``); ``article`` is relative to the questions file's folder.
+
+Scoring rules (the same for both pipelines, so neither is favoured by how it chunks):
+
+* A passage is from the **gold article** when its file path ends with ``article``, or its
+  article text equals the gold article's (the index keeps one copy of duplicated stories).
+* A passage **holds the evidence** when the whitespace- and case-normalised evidence is a
+  substring of it, or when it is from the gold article and its span in the article text
+  overlaps the evidence's span there: sentence-bounded chunks (ours) and 1,000-character
+  windows (the tutorial's) can both cut an evidence passage in two.
+* recall@k / MRR@10: the rank of the first passage holding the evidence (answerable only).
+* Answer accuracy: the answer was given (not declined) and contains the gold answer (case- and
+  whitespace-insensitive). The tutorial's answer is its top passage and it never declines.
+* Cited evidence recall / citation precision: over the passages the answer cites (the
+  tutorial's: the four it retrieved). Precision is the share from the gold article or holding
+  the evidence, averaged over answered answerable questions; declines cite nothing.
+* Latency: wall time of ``answer()`` per question (model loaded by one untimed warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigError, LoadError
+from assistant.settings import Settings
+
+DEPTH = 10  # passages looked at for MRR@10
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question; gold fields are None for unanswerable ones."""
+
+    question: str
+    answer: str | None = None
+    article: str | None = None
+    evidence: str | None = None
+    gold_text: str | None = None
+    evidence_span: tuple[int, int] | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return self.answer is not None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved or cited passage: its text, file, and [start, end) in its article's text."""
+
+    text: str
+    origin: str
+    start: int
+    end: int
+    article_text: str | None = None
+
+
+@dataclass
+class Outcome:
+    """One pipeline's result on one question."""
+
+    rank: int | None = None
+    answered: bool = False
+    correct: bool = False
+    cited_evidence: bool = False
+    precision: float | None = None
+    latency_ms: float = 0.0
+    retrieval_ms: float = 0.0
+    text: str = ""
+
+
+# --- metric functions (pure) -------------------------------------------------------------------
+def normalise(text: str) -> str:
+    """Case- and whitespace-insensitive form used by every containment check."""
+    return " ".join(text.split()).casefold()
+
+
+def find_span(text: str, needle: str) -> tuple[int, int] | None:
+    """Where ``needle`` occurs in ``text``, ignoring case and differences in whitespace."""
+    words = needle.split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(map(re.escape, words)), text, re.IGNORECASE)
+    return match.span() if match else None
+
+
+def contains(haystack: str, needle: str) -> bool:
+    return normalise(needle) in normalise(haystack)
+
+
+def is_gold_article(passage: Passage, q: Question) -> bool:
+    if not q.article:
+        return False
+    rel = q.article.replace("\\", "/").lstrip("/")
+    origin = passage.origin.replace("\\", "/")
+    if origin == rel or origin.endswith("/" + rel):
+        return True
+    return passage.article_text is not None and passage.article_text == q.gold_text
+
+
+def has_evidence(passage: Passage, q: Question) -> bool:
+    if not q.evidence:
+        return False
+    if contains(passage.text, q.evidence):
+        return True
+    span = q.evidence_span
+    return (
+        span is not None
+        and passage.start < span[1]
+        and span[0] < passage.end
+        and is_gold_article(passage, q)
+    )
+
+
+def first_hit_rank(passages: Sequence[Passage], q: Question) -> int | None:
+    """1-based rank of the first passage holding the evidence, None if none does."""
+    return next((i for i, p in enumerate(passages, 1) if has_evidence(p, q)), None)
+
+
+def answer_correct(text: str, gold: str | None) -> bool:
+    return bool(gold) and contains(text, gold or "")
+
+
+def citation_precision(cited: Sequence[Passage], q: Question) -> float | None:
+    if not cited:
+        return None
+    good = sum(1 for p in cited if is_gold_article(p, q) or has_evidence(p, q))
+    return good / len(cited)
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * pct / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarise(questions: Sequence[Question], outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Aggregate figures; a rate with nothing to count (no unanswerable questions) is None."""
+    pairs = list(zip(questions, outcomes, strict=True))
+    gold = [o for q, o in pairs if q.answerable]
+    unanswerable = [o for q, o in pairs if not q.answerable]
+    ranks = [o.rank for o in gold]
+    out: dict[str, Any] = {
+        f"recall_at_{k}": _mean([1.0 if r is not None and r <= k else 0.0 for r in ranks])
+        for k in (1, 4, 5)
+    }
+    out["mrr_at_10"] = _mean([1.0 / r if r is not None and r <= DEPTH else 0.0 for r in ranks])
+    out["cited_evidence_recall"] = _mean([float(o.cited_evidence) for o in gold])
+    out["answer_accuracy"] = _mean([float(o.answered and o.correct) for o in gold])
+    precisions = [o.precision for o in gold if o.answered and o.precision is not None]
+    out["citation_precision"] = _mean(precisions)
+    out["decline_accuracy"] = _mean([float(not o.answered) for o in unanswerable])
+    out["false_decline_rate"] = _mean([float(not o.answered) for o in gold])
+    for name, values in (
+        ("latency", [o.latency_ms for o in outcomes]),
+        ("retrieval", [o.retrieval_ms for o in outcomes]),
+    ):
+        out[f"{name}_p50_ms"] = percentile(values, 50)
+        out[f"{name}_p95_ms"] = percentile(values, 95)
+    return out
+
+
+# --- questions ---------------------------------------------------------------------------------
+def load_questions(path: Path, limit: int | None = None) -> list[Question]:
+    """Parse the JSONL file and load each gold article's text to locate its evidence."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read questions file {path}: {exc.strerror or exc}") from exc
+    out: list[Question] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text = str(row["question"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} line {n}: not a question record ({exc})") from exc
+        if row.get("unanswerable") or row.get("answer") is None:
+            out.append(Question(text))
+        else:
+            out.append(_gold_question(path.parent, row, text))
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def _gold_question(folder: Path, row: dict[str, Any], text: str) -> Question:
+    from index.loaders import load_file
+
+    article, evidence = row.get("article"), row.get("evidence")
+    gold_text = span = None
+    if article:
+        try:
+            loaded = load_file(folder / article, max_bytes=50 * 1024 * 1024).articles
+        except LoadError:
+            loaded = []
+        if loaded:
+            gold_text = loaded[0].text
+            span = find_span(gold_text, evidence) if evidence else None
+    return Question(text, str(row["answer"]), article, evidence, gold_text, span)
+
+
+# --- running the pipelines ---------------------------------------------------------------------
+@dataclass
+class Response:
+    """What a pipeline did for one question, before scoring."""
+
+    ranked: list[Passage]  # top DEPTH retrieved passages
+    text: str
+    answered: bool
+    cited: list[Passage]
+    latency_ms: float
+    retrieval_ms: float
+
+
+def score(q: Question, r: Response) -> Outcome:
+    cited = r.cited if r.answered else []
+    return Outcome(
+        rank=first_hit_rank(r.ranked, q),
+        answered=r.answered,
+        correct=answer_correct(r.text, q.answer),
+        cited_evidence=any(has_evidence(p, q) for p in cited),
+        precision=citation_precision(cited, q),
+        latency_ms=r.latency_ms,
+        retrieval_ms=r.retrieval_ms,
+        text=r.text,
+    )
+
+
+def _log(message: str) -> None:
+    print(f"[eval] {message}", file=sys.stderr, flush=True)
+
+
+def _run(questions: Sequence[Question], ask: Callable[[str], Response], name: str) -> list[Outcome]:
+    if questions:
+        ask(questions[0].question)  # warm-up: the model loads outside the timings
+    outcomes = []
+    for i, q in enumerate(questions, 1):
+        outcomes.append(score(q, ask(q.question)))
+        if i % 10 == 0 or i == len(questions):
+            _log(f"{name}: {i}/{len(questions)} questions")
+    return outcomes
+
+
+# --- output ------------------------------------------------------------------------------------
+ROWS = [  # (label, key in ours, key in the tutorial's figures)
+    ("evidence recall@1", "recall_at_1", "recall_at_1"),
+    ("evidence recall@4", "recall_at_4", "recall_at_4"),
+    ("evidence recall@5", "recall_at_5", "recall_at_5"),
+    ("MRR@10", "mrr_at_10", "mrr_at_10"),
+    (
+        "evidence in cited passages (tutorial: top 4)",
+        "cited_evidence_recall",
+        "cited_evidence_recall",
+    ),
+    ("answer accuracy", "answer_accuracy", "answer_accuracy"),
+    ("citation precision", "citation_precision", "citation_precision"),
+    ("decline accuracy (unanswerable)", "decline_accuracy", "decline_accuracy"),
+    ("false declines (answerable)", "false_decline_rate", "false_decline_rate"),
+    ("answer latency p50 ms", "latency_p50_ms", "latency_p50_ms"),
+    ("answer latency p95 ms", "latency_p95_ms", "latency_p95_ms"),
+    ("retrieval latency p50 ms", "retrieval_p50_ms", "retrieval_p50_ms"),
+    ("retrieval latency p95 ms", "retrieval_p95_ms", "retrieval_p95_ms"),
+    ("index time s", "index_seconds", "index_seconds"),
+    ("chunks", "chunks", "chunks"),
+]
+
+
+def report_rows(
+    questions: Sequence[Question], ours: Sequence[Outcome], tutorial: Sequence[Outcome] | None
+) -> list[dict[str, Any]]:
+    """The per-question table for ``--report``: what each pipeline got right or wrong."""
+    rows = []
+    for i, (q, o) in enumerate(zip(questions, ours, strict=True)):
+        row: dict[str, Any] = {"question": q.question, "answerable": q.answerable}
+        row |= {"gold_answer": q.answer, "article": q.article}
+        row["evidence_located"] = q.evidence_span is not None
+        row |= asdict(o)
+        if tutorial is not None:
+            picked = ("rank", "correct", "cited_evidence", "precision", "text")
+            row |= {f"tutorial_{k}": v for k, v in asdict(tutorial[i]).items() if k in picked}
+        rows.append(row)
+    return rows
+
+
+CORPUS_HELP = (
+    "folder or file to index into a temp home (repeatable; default: the questions' folder)"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assistant eval", description=__doc__.split("\n")[0])
+    p.add_argument("questions", type=Path, help="JSONL questions file")
+    p.add_argument("--corpus", action="append", metavar="DIR", help=CORPUS_HELP)
+    p.add_argument(
+        "--use-current", action="store_true", help="use the current index, not a temp one"
+    )
+    p.add_argument("--baseline", action="store_true", help="also run the LangChain tutorial")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--k", type=int, help="passages per answer (default: the settings' k)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON (last line)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="per-question table (.json/.csv)")
+    return p
+
+
+def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[str, Any]:
+    """Index (unless --use-current), run both pipelines, return summary and report rows."""
+    from assistant.api import open_index, sync_articles
+    from assistant.benchmark import ours_asker
+
+    questions = load_questions(args.questions, args.limit)
+    roots = [str(Path(c).absolute()) for c in args.corpus or []]
+    summary: dict[str, Any] = {"questions": len(questions)}
+    summary["answerable"] = sum(q.answerable for q in questions)
+    if args.use_current:
+        index = open_index(settings)
+        index_seconds = None
+        roots = roots or sorted({s.root for s in index.catalog.sources().values()})
+    else:
+        settings = settings.model_copy(update={"home": tmp / "home"})
+        roots = roots or [str(args.questions.parent.absolute())]
+        _log(f"indexing {', '.join(roots)} into a temporary home")
+        started = time.perf_counter()
+        report = sync_articles(roots, settings=settings)
+        index_seconds = time.perf_counter() - started
+        if report.failed:
+            _log(f"{len(report.failed)} sources failed to load (first: {report.failed[0].path})")
+        index = open_index(settings)
+    articles, chunks = index.catalog.counts()
+    ours = _run(questions, ours_asker(settings, args.k), "ours")
+    summary["ours"] = summarise(questions, ours)
+    summary["ours"] |= {"index_seconds": index_seconds, "articles": articles, "chunks": chunks}
+    tutorial = None
+    if args.baseline:
+        from assistant.baseline import TutorialPipeline, tutorial_asker
+        from index.embeddings import load_embedder
+
+        _log("indexing the same corpus with the LangChain tutorial pipeline")
+        max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        pipeline = TutorialPipeline(load_embedder(settings), tmp / "tutorial", max_bytes=max_bytes)
+        stats = pipeline.index(roots)
+        tutorial = _run(questions, tutorial_asker(pipeline), "tutorial")
+        summary["tutorial"] = summarise(questions, tutorial)
+        summary["tutorial"] |= {
+            "index_seconds": stats.seconds,
+            "articles": stats.articles,
+            "chunks": stats.chunks,
+        }
+    summary["rows"] = report_rows(questions, ours, tutorial)
+    return summary
+
+
+def main(argv: Sequence[str], settings: Settings) -> int:
+    """Entry point of ``assistant eval``; returns the exit code."""
+    from assistant.benchmark import format_table, write_rows
+
+    args = _parser().parse_args(list(argv))
+    with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
+        summary = evaluate(args, settings, Path(tmp))
+    rows = summary.pop("rows")
+    print(format_table(ROWS, summary["ours"], summary.get("tutorial")))
+    print(f"{summary['questions']} questions ({summary['answerable']} answerable)")
+    if args.report:
+        write_rows(args.report, rows)
+        print(f"per-question report: {args.report}")
+    if args.json:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,200 @@
+"""Crash safety: the real `assistant index` is SIGKILLed at random moments (fixed seed).
+
+After every kill the index must open, hold only whole articles (catalog, Chroma and the
+lexical index agree, chunk by chunk), lose no article whose file still exists, never return
+an uncommitted chunk from retrieval, and answer questions; a final sync must finish the job.
+A kill during ``--rebuild`` must leave the previous generation serving, untouched.
+
+The default run kills the fake-embedder sync 30+ times and the rebuild 10+ times; the
+``slow`` variants do 200 kills, and the real model (bundled MiniLM) gets its own, shorter run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.api import answer
+from assistant.settings import BUNDLED_MODEL, Settings
+from index.store import Index
+
+from .reliability_support import (
+    Corpus,
+    Snapshot,
+    assert_nothing_lost,
+    check_index,
+    cli_command,
+    forget_open_stores,
+    report_of,
+    run_cli,
+)
+
+SEED = 20251024
+
+
+def ask_and_check(settings: Settings, corpus: Corpus, snapshot: Snapshot) -> None:
+    """answer() works on the survivor and cites only committed chunks."""
+    forget_open_stores()
+    if snapshot.generation is None:
+        return
+    question, _ = corpus.question()
+    result = answer(question, settings=settings)
+    assert isinstance(result.text, str) and result.text
+    cited = {c.chunk_id for c in result.citations}
+    assert cited <= snapshot.chunk_ids, f"cited uncommitted chunks {cited - snapshot.chunk_ids}"
+    forget_open_stores()
+
+
+def kill_campaign(
+    tmp_path: Path,
+    *,
+    kills: int,
+    articles: int,
+    model: str,
+    seed: int = SEED,
+    change: tuple[int, int, int] = (6, 25, 3),
+) -> dict[str, float]:
+    """Sync a changing corpus, killing the CLI at random moments until ``kills`` kills landed."""
+    rng = random.Random(seed)
+    corpus = Corpus.create(tmp_path / "articles", articles, seed)
+    home = tmp_path / "home"
+    settings = Settings(home=home, embedding_model=model)
+    cmd = cli_command(home, str(corpus.folder), model=model)
+
+    # How long a whole first sync works (in a scratch home): kill moments are drawn below it.
+    scratch = tmp_path / "scratch-home"
+    calibration = run_cli(cli_command(scratch, str(corpus.folder), model=model), scratch)
+    assert calibration.returncode == 0, calibration.stderr[-2000:]
+    work = max(0.3, calibration.seconds - 0.5)
+
+    landed = missed = attempts = 0
+    previous = Snapshot(None, set(), set(), set())
+    started = time.monotonic()
+    max_orphans = 0
+    while landed < kills:
+        attempts += 1
+        assert attempts <= kills * 4, f"only {landed} of {attempts} kills landed during work"
+        if attempts > 3:  # the first runs are killed while building the very first index
+            add, change_n, delete = change
+            big = attempts % 10 == 0  # now and then most of the corpus changes at once
+            corpus.mutate(
+                add=rng.randint(0, add),
+                change=articles if big else rng.randint(1, change_n),
+                delete=rng.randint(0, delete),
+                jsonl=rng.random() < 0.3,
+            )
+        run = run_cli(cmd, home, kill_after=rng.uniform(0.0, work))
+        if run.killed:
+            landed += 1
+        else:
+            missed += 1
+            report_of(run)  # it finished: the report must be whole
+        snapshot = check_index(settings, corpus)
+        assert_nothing_lost(previous, snapshot, corpus.texts)
+        ask_and_check(settings, corpus, snapshot)
+        max_orphans = max(max_orphans, snapshot.orphans)
+        previous = snapshot
+
+    final = run_cli(cmd, home)
+    report = report_of(final)
+    assert final.returncode == 0 and not report["failed"], final.stderr[-2000:]
+    forget_open_stores()
+    snapshot = check_index(settings, corpus, complete=True)
+    ask_and_check(settings, corpus, snapshot)
+    figures = {
+        "kills": landed,
+        "runs that finished first": missed,
+        "articles at the end": len(snapshot.origins),
+        "most orphan vectors seen after a kill": max_orphans,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(f"\nsync kill campaign ({model}): {figures}")
+    return figures
+
+
+def rebuild_campaign(tmp_path: Path, *, kills: int, articles: int, model: str) -> dict[str, float]:
+    """Kill `assistant index --rebuild` at random moments: the old generation keeps serving."""
+    rng = random.Random(SEED + 1)
+    corpus = Corpus.create(tmp_path / "articles", articles, SEED + 1)
+    home = tmp_path / "home"
+    settings = Settings(home=home, embedding_model=model)
+    first = run_cli(cli_command(home, str(corpus.folder), model=model), home)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rebuild = cli_command(home, "--rebuild", model=model)
+    timing = run_cli(cli_command(tmp_path / "scratch", str(corpus.folder), model=model), home)
+    work = max(0.3, timing.seconds - 0.5)
+
+    forget_open_stores()
+    served = check_index(settings, corpus, complete=True)
+    landed = switched = attempts = 0
+    while landed < kills:
+        attempts += 1
+        assert attempts <= kills * 4, f"only {landed} of {attempts} kills landed during work"
+        run = run_cli(rebuild, home, kill_after=rng.uniform(0.0, work))
+        forget_open_stores()
+        after = check_index(settings, corpus, complete=True)
+        if run.killed:
+            landed += 1
+        else:
+            assert report_of(run)["rebuilt"], run.stdout
+        if after.generation != served.generation:
+            # The pointer moved only once the new generation was whole (checked above).
+            switched += 1
+        else:
+            assert (after.article_ids, after.chunk_ids) == (served.article_ids, served.chunk_ids)
+        ask_and_check(settings, corpus, after)
+        served = after
+        generations = sorted(p.name for p in (home / "generations").iterdir())
+        assert served.generation in generations
+
+    final = run_cli(rebuild, home)
+    assert report_of(final)["rebuilt"]
+    forget_open_stores()
+    snapshot = check_index(settings, corpus, complete=True)
+    assert snapshot.generation != served.generation
+    # Leftovers of the killed rebuilds are gone: one generation dir, one collection.
+    assert [p.name for p in (home / "generations").iterdir()] == [snapshot.generation]
+    index = Index.open(settings)
+    assert index is not None
+    names = [c if isinstance(c, str) else c.name for c in index.vectors._client.list_collections()]
+    assert names == [index.collection_name], names
+    index.close()
+    ask_and_check(settings, corpus, snapshot)
+    figures = {"kills": landed, "switched after a whole rebuild": switched}
+    print(f"\nrebuild kill campaign ({model}): {figures}")
+    return figures
+
+
+def test_sync_survives_30_kills(tmp_path: Path) -> None:
+    figures = kill_campaign(tmp_path, kills=30, articles=250, model="fake")
+    assert figures["kills"] >= 30
+
+
+def test_rebuild_survives_10_kills_and_old_index_serves(tmp_path: Path) -> None:
+    figures = rebuild_campaign(tmp_path, kills=10, articles=150, model="fake")
+    assert figures["kills"] >= 10
+
+
+@pytest.mark.slow
+def test_sync_survives_200_kills(tmp_path: Path) -> None:
+    figures = kill_campaign(tmp_path, kills=200, articles=300, model="fake", seed=SEED + 7)
+    assert figures["kills"] >= 200
+
+
+@pytest.mark.slow
+def test_rebuild_survives_40_kills(tmp_path: Path) -> None:
+    figures = rebuild_campaign(tmp_path, kills=40, articles=200, model="fake")
+    assert figures["kills"] >= 40
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_sync_with_the_real_model_survives_kills(tmp_path: Path) -> None:
+    """The bundled MiniLM: slower embedding, so kills land inside model batches too."""
+    figures = kill_campaign(
+        tmp_path, kills=8, articles=60, model=BUNDLED_MODEL, change=(4, 10, 2)
+    )
+    assert figures["kills"] >= 8

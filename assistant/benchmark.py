@@ -1,11 +1,12 @@
 """`assistant bench`: indexing and query speed, ours beside the LangChain tutorial pipeline.
 
 Every phase runs in a fresh child process (``python -m assistant.benchmark _child ...``), so
-each pipeline pays its own model load and its peak RSS comes from the kernel (``os.wait4``)
-rather than from sampling. On a private copy of the corpus (it gets edited):
+its peak RSS comes from the kernel (``os.wait4``) rather than from sampling; the model is
+loaded and Chroma imported before any clock starts. On a private copy of the corpus (it gets
+edited):
 
 1. full index: ours ``sync_articles``; the tutorial's load, split and ``add_documents``;
-2. ours: a no-change re-sync, then one article edited and re-synced (model loaded first).
+2. ours: a no-change re-sync, then one article edited and re-synced.
    The tutorial has no sync: its re-sync is a full re-index, and its change deletes the
    file's chunks by origin and adds them again;
 3. queries (model loaded, one warm-up): ours retrieval alone and the whole extractive
@@ -78,7 +79,7 @@ def ours_asker(settings: Settings, k: int | None) -> Callable[[str], Response]:
     return ask
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -94,11 +95,11 @@ def format_table(
     lines = [head + (f" {'tutorial':>10} {'ours/tut':>9}" if tutorial is not None else "")]
     for label, key, tutorial_key in rows:
         value = ours.get(key)
-        line = f"{label:46} {_cell(value):>10}"
+        line = f"{label:46} {cell(value):>10}"
         if tutorial is not None:
             other = tutorial.get(tutorial_key)
             ratio = f"{value / other:.2f}x" if isinstance(value, int | float) and other else "-"
-            line += f" {_cell(other):>10} {ratio:>9}"
+            line += f" {cell(other):>10} {ratio:>9}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -162,15 +163,10 @@ def _cold_start(cmd: list[str], env: dict[str, str], runs: int) -> dict[str, flo
     return {"cold_start_s": statistics.median(times), "ask_rss_mb": max(rss)}
 
 
-def _timings(responses: list[Response], prefix: str = "") -> dict[str, float | None]:
-    retrieval = [r.retrieval_ms for r in responses]
-    answers = [r.latency_ms for r in responses]
-    return {
-        "retrieval_p50_ms": percentile(retrieval, 50),
-        "retrieval_p95_ms": percentile(retrieval, 95),
-        "answer_p50_ms": percentile(answers, 50),
-        "answer_p95_ms": percentile(answers, 95),
-    }
+def _timings(responses: list[Response]) -> dict[str, float | None]:
+    series = {"retrieval": [r.retrieval_ms for r in responses]}
+    series["answer"] = [r.latency_ms for r in responses]
+    return {f"{n}_p{p}_ms": percentile(v, p) for n, v in series.items() for p in (50, 95)}
 
 
 def _run_child(argv: list[str]) -> dict[str, Any]:
@@ -182,6 +178,9 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
     kind, *rest = argv
     settings = Settings()
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    load_embedder(settings).embed_query("warm-up")  # no clock includes loading the model
+    importlib.import_module("langchain_chroma" if "tutorial" in kind else "chromadb")
+
     started = time.perf_counter()
     if kind == "index-ours":
         report = sync_articles(rest, settings=settings)
@@ -191,7 +190,6 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
         changed, *roots = rest
         sync_articles(roots, settings=settings)
         resync = time.perf_counter() - started
-        load_embedder(settings).embed_query("warm-up")
         with Path(changed).open("a", encoding="utf-8") as fh:
             fh.write(CHANGE)
         started = time.perf_counter()
@@ -209,7 +207,6 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "articles": stats.articles, "chunks": stats.chunks}
     if kind == "update-tutorial":
-        load_embedder(settings).embed_query("warm-up")
         started = time.perf_counter()
         pipeline.update(Path(rest[1]))
         return {"change_seconds": time.perf_counter() - started}
@@ -222,7 +219,7 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
 
 
 # --- the benchmark -----------------------------------------------------------------------------
-def _disk_mb(path: Path) -> float:
+def disk_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
@@ -233,28 +230,30 @@ def _queries(path: Path | None, n: int) -> list[str]:
     return [str(r["question"]) for r in rows][:n]
 
 
-def _ours(roots: list[str], changed: Path, work: Path, settings: Settings) -> dict[str, Any]:
+def _figures(full: dict[str, Any], query: dict[str, Any], **more: Any) -> dict[str, Any]:
+    seconds = full["seconds"]
+    figures = {"articles": full["articles"], "chunks": full["chunks"], "index_seconds": seconds}
+    figures["chunks_per_s"] = full["chunks"] / seconds
+    figures["articles_per_s"] = full["articles"] / seconds
+    figures["resync_pct"] = 100 * more["resync_seconds"] / seconds
+    figures |= {k: v for k, v in query.items() if k.endswith("_ms")}
+    figures |= {"index_rss_mb": full["peak_rss_mb"], "query_rss_mb": query["peak_rss_mb"]}
+    return figures | more
+
+
+def bench_ours(roots: list[str], changed: Path, work: Path, settings: Settings) -> dict[str, Any]:
     """Index, re-sync, change and query our pipeline over ``roots`` (phases 1-3)."""
-    home = work / "home"
-    env = _env(settings, home)
+    env = _env(settings, work / "home")
     full = _child(["index-ours", *roots], env)
     update = _child(["update-ours", str(changed), *roots], env)
     query = _child(["query-ours", str(work / "queries.json")], env)
-    seconds = full["seconds"]
-    return {
-        "articles": full["articles"],
-        "chunks": full["chunks"],
-        "index_seconds": seconds,
-        "chunks_per_s": full["chunks"] / seconds,
-        "articles_per_s": full["articles"] / seconds,
-        "resync_seconds": update["resync_seconds"],
-        "resync_pct": 100 * update["resync_seconds"] / seconds,
-        "change_seconds": update["change_seconds"],
-        **{k: v for k, v in query.items() if k.endswith("_ms")},
-        "index_rss_mb": full["peak_rss_mb"],
-        "query_rss_mb": query["peak_rss_mb"],
-        "disk_mb": _disk_mb(home),
-    }
+    return _figures(
+        full,
+        query,
+        resync_seconds=update["resync_seconds"],
+        change_seconds=update["change_seconds"],
+        disk_mb=disk_mb(work / "home"),
+    )
 
 
 def _tutorial(roots: list[str], changed: Path, work: Path, settings: Settings) -> dict[str, Any]:
@@ -264,21 +263,13 @@ def _tutorial(roots: list[str], changed: Path, work: Path, settings: Settings) -
     full = _child(["index-tutorial", directory, *roots], env)
     update = _child(["update-tutorial", directory, str(changed)], env)
     query = _child(["query-tutorial", directory, str(work / "queries.json")], env)
-    seconds = full["seconds"]
-    return {
-        "articles": full["articles"],
-        "chunks": full["chunks"],
-        "index_seconds": seconds,
-        "chunks_per_s": full["chunks"] / seconds,
-        "articles_per_s": full["articles"] / seconds,
-        "resync_seconds": seconds,
-        "resync_pct": 100.0,
-        "change_seconds": update["change_seconds"],
-        **{k: v for k, v in query.items() if k.endswith("_ms")},
-        "index_rss_mb": full["peak_rss_mb"],
-        "query_rss_mb": query["peak_rss_mb"],
-        "disk_mb": _disk_mb(work / "tutorial"),
-    }
+    return _figures(
+        full,
+        query,
+        resync_seconds=full["seconds"],
+        change_seconds=update["change_seconds"],
+        disk_mb=disk_mb(work / "tutorial"),
+    )
 
 
 def _copy_corpus(corpora: list[Path], work: Path) -> tuple[list[str], Path]:
@@ -296,9 +287,8 @@ def _copy_corpus(corpora: list[Path], work: Path) -> tuple[list[str], Path]:
             target = Path(shutil.copy2(corpus, target))
         roots.append(str(target))
     files = [p for p in iter_article_files(Path(roots[0])) if p.suffix.lower() == ".txt"]
-    files = files or list(iter_article_files(Path(roots[0])))
     if not files:
-        raise ConfigError(f"no articles in {corpora[0]}")
+        raise ConfigError(f"no .txt articles in {corpora[0]} to change")
     return roots, files[len(files) // 2]
 
 
@@ -309,53 +299,31 @@ def bench_corpus(
     roots, changed = _copy_corpus(corpora, work)
     (work / "queries.json").write_text(json.dumps(queries), encoding="utf-8")
     _log(f"our pipeline on {', '.join(str(c) for c in corpora)} (changing {changed.name})")
-    ours = _ours(roots, changed, work, settings)
+    ours = bench_ours(roots, changed, work, settings)
     ask = [sys.executable, "-m", "assistant.cli", "ask", queries[0]]
     ours |= _cold_start(ask, _env(settings, work / "home"), args.cold_runs)
     result: dict[str, Any] = {"ours": ours, "tutorial": None}
     if not args.no_baseline:
         _log("the LangChain tutorial pipeline on the same corpus")
         tutorial = _tutorial(roots, changed, work, settings)
-        ask = [
-            sys.executable,
-            "-m",
-            "assistant.baseline",
-            "ask",
-            str(work / "tutorial"),
-            queries[0],
-        ]
+        ask = [sys.executable, "-m", "assistant.baseline", "ask", str(work / "tutorial")]
+        ask.append(queries[0])
         tutorial |= _cold_start(ask, _env(settings, work / "unused-home"), args.cold_runs)
         result["tutorial"] = tutorial
     return result
 
 
-def _generator() -> ModuleType:
-    """``bench/synth_corpus.py`` from the checkout (it is a script, not an installed module)."""
-    path = Path(__file__).resolve().parents[1] / "bench" / "synth_corpus.py"
+def _scale_module() -> ModuleType:
+    """``bench/scale.py`` from the checkout: the scale simulation is a script, not installed."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "scale.py"
     if not path.exists():
         raise ConfigError(f"--scale needs the repository checkout ({path} is missing)")
-    spec = importlib.util.spec_from_file_location("synth_corpus", path)
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
-
-
-def bench_scale(
-    source: Path, sizes: list[int], queries: list[str], work: Path, settings: Settings, seed: int
-) -> list[dict[str, Any]]:
-    """Our pipeline on synthetic corpora of each size (phases 1-3), cleaned up after each."""
-    synth = _generator()
-    out = []
-    for n in sizes:
-        run = work / f"synth-{n}"
-        _log(f"synthetic corpus of {n} articles")
-        paths = synth.generate(source, run / "corpus", n, seed=seed)
-        (run / "queries.json").write_text(json.dumps(queries), encoding="utf-8")
-        figures = _ours([str(run / "corpus")], paths[len(paths) // 2], run, settings)
-        out.append({"size": n, "corpus_mb": _disk_mb(run / "corpus"), **figures})
-        shutil.rmtree(run, ignore_errors=True)
-    return out
 
 
 ROWS = [  # (label, key in ours, key in the tutorial's figures)
@@ -377,14 +345,6 @@ ROWS = [  # (label, key in ours, key in the tutorial's figures)
     ("peak RSS, ask process MB", "ask_rss_mb", "ask_rss_mb"),
     ("disk MB", "disk_mb", "disk_mb"),
 ]
-SCALE_KEYS = ["size", "chunks", "corpus_mb", "index_seconds", "chunks_per_s", "resync_seconds"]
-SCALE_KEYS += ["change_seconds", "retrieval_p50_ms", "retrieval_p95_ms", "answer_p50_ms"]
-SCALE_KEYS += ["answer_p95_ms", "index_rss_mb", "query_rss_mb", "disk_mb"]
-
-
-def scale_table(runs: list[dict[str, Any]]) -> str:
-    lines = [f"{key:18}" + "".join(f"{_cell(r.get(key)):>12}" for r in runs) for key in SCALE_KEYS]
-    return "\n".join(lines)
 
 
 def _log(message: str) -> None:
@@ -408,11 +368,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], settings: Settings) -> int:
     """Entry point of ``assistant bench``; returns the exit code."""
-    args = _parser().parse_args(list(argv))
+    args = _parser().parse_args([a for a in argv if a != "--"])
     corpora = args.corpus or [DEFAULT_CORPUS]
-    for corpus in corpora:
-        if not corpus.exists():
-            raise ConfigError(f"corpus {corpus} not found; give --corpus DIR")
+    if missing := [str(c) for c in corpora if not c.exists()]:
+        raise ConfigError(f"corpus {', '.join(missing)} not found; give --corpus DIR")
     default_questions = corpora[0] / "questions-dev.jsonl"
     queries = _queries(args.questions or default_questions, args.queries)
     result: dict[str, Any] = {"corpus": [str(c) for c in corpora], "queries": len(queries)}
@@ -420,16 +379,12 @@ def main(argv: Sequence[str], settings: Settings) -> int:
         if not args.scale_only:
             result |= bench_corpus(corpora, queries, Path(tmp) / "base", settings, args)
             print(format_table(ROWS, result["ours"], result["tutorial"]))
-        sizes = list(args.synthetic_articles)
-        if args.scale:
-            base = len(_generator().read_pool(corpora[0]).shapes)
-            sizes += [round(f * base) for f in args.scale]
-        if sizes:
-            result["scale"] = bench_scale(
-                corpora[0], sizes, queries, Path(tmp), settings, args.seed
-            )
+        if args.scale or args.synthetic_articles:
+            scale = _scale_module()
+            sizes = scale.sizes(corpora[0], args.scale, args.synthetic_articles)
+            result["scale"] = scale.run(corpora[0], sizes, queries, Path(tmp), settings, args.seed)
             print("\nour pipeline on synthetic corpora (bench/synth_corpus.py):")
-            print(scale_table(result["scale"]))
+            print(scale.table(result["scale"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -328,6 +328,7 @@ def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[st
     """Index (unless --use-current), run both pipelines, return summary and report rows."""
     from assistant.api import open_index, sync_articles
     from assistant.benchmark import ours_asker
+    from index.embeddings import load_embedder
 
     questions = load_questions(args.questions, args.limit)
     roots = [str(Path(c).absolute()) for c in args.corpus or []]
@@ -341,6 +342,7 @@ def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[st
         settings = settings.model_copy(update={"home": tmp / "home"})
         roots = roots or [str(args.questions.parent.absolute())]
         _log(f"indexing {', '.join(roots)} into a temporary home")
+        load_embedder(settings).embed_query("warm-up")  # both pipelines index with it loaded
         started = time.perf_counter()
         report = sync_articles(roots, settings=settings)
         index_seconds = time.perf_counter() - started
@@ -354,7 +356,6 @@ def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[st
     tutorial = None
     if args.baseline:
         from assistant.baseline import TutorialPipeline, tutorial_asker
-        from index.embeddings import load_embedder
 
         _log("indexing the same corpus with the LangChain tutorial pipeline")
         max_bytes = int(settings.max_file_mb * 1024 * 1024)
@@ -375,7 +376,7 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     """Entry point of ``assistant eval``; returns the exit code."""
     from assistant.benchmark import format_table, write_rows
 
-    args = _parser().parse_args(list(argv))
+    args = _parser().parse_args([a for a in argv if a != "--"])
     with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
         summary = evaluate(args, settings, Path(tmp))
     rows = summary.pop("rows")

@@ -105,6 +105,7 @@ class _Syncer:
         self.pending: list[_Pending] = []
         self.seen_text: dict[str, str] = {}
         self.done_files: list[SourceState] = []
+        self.dirty = False
 
     def run(self, roots: list[str]) -> SyncReport:
         if self.catalog.get_meta("dirty") == "1":
@@ -137,9 +138,20 @@ class _Syncer:
                 if not any(s.root == root for s in known.values()):
                     self._fail(root, "no such file or directory")
         present = set(files)
-        for origin, state in known.items():
-            if state.root == root and origin not in present:
-                self._remove_file(origin)
+        # Files of this root that are gone. A sync killed after committing a file's articles
+        # but before recording the file in `sources` leaves articles only the catalog knows.
+        gone = {o for o, s in known.items() if s.root == root and o not in present}
+        under = root.rstrip("/") + "/"
+        gone |= {
+            a.source_file
+            for a in self.catalog.articles()
+            if a.source_file not in present
+            and a.source_file not in known
+            and not is_url(root)
+            and (a.source_file == root or a.source_file.startswith(under))
+        }
+        for origin in sorted(gone):
+            self._remove_file(origin)
         for i, origin in enumerate(files):
             self._notify(i, len(files), f"reading {Path(origin).name}")
             self._scan_file(origin, root, known.get(origin))
@@ -225,6 +237,7 @@ class _Syncer:
         self.catalog.forget_source(origin)
 
     def _remove_article(self, article_id: str, n_chunks: int) -> None:
+        self._mark_dirty()  # a kill before the vectors are deleted leaves orphans to collect
         self.catalog.remove_article(article_id)
         self.index.vectors.delete(_chunk_ids(article_id, n_chunks))
         self.report.removed += 1
@@ -237,7 +250,7 @@ class _Syncer:
         for item in self.pending:
             item.chunks = chunker.split(item.article)
         total = sum(len(p.chunks) for p in self.pending)
-        self.catalog.set_meta(dirty="1")
+        self._mark_dirty()
         bar = tqdm(
             total=total, unit="chunk", desc="Embedding", disable=not self.show_bar, file=sys.stderr
         )
@@ -283,6 +296,12 @@ class _Syncer:
         self.report.chunks_embedded += len(ids)
         bar.update(len(ids))
         self._notify(self.report.chunks_embedded, total, "embedding")
+
+    def _mark_dirty(self) -> None:
+        """Vectors may now exist without a committed article until this sync ends well."""
+        if not self.dirty:
+            self.catalog.set_meta(dirty="1")
+            self.dirty = True
 
     def _collect_orphans(self) -> None:
         """Vectors stored by a sync that died before committing their article."""

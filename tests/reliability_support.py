@@ -298,7 +298,7 @@ class Run:
     returncode: int
     killed: bool
     locked_after: float | None  # seconds from start until the child held the sync lock
-    seconds: float
+    seconds: float  # from start to exit
     stdout: str
     stderr: str
 
@@ -319,23 +319,22 @@ def run_cli(cmd: list[str], home: Path, kill_after: float | None = None, timeout
     locked_at: float | None = None
     killed = False
     try:
-        if kill_after is not None:
-            while proc.poll() is None and time.monotonic() - started < timeout:
-                try:
-                    holder = lock.read_text().strip()
-                except OSError:
-                    holder = ""
-                if holder == str(proc.pid):
-                    locked_at = time.monotonic()
-                    break
-                time.sleep(0.003)
-            if locked_at is not None:
-                deadline = locked_at + kill_after
-                while proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.002)
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGKILL)
-                    killed = True
+        while proc.poll() is None and time.monotonic() - started < timeout:
+            try:
+                holder = lock.read_text().strip()
+            except OSError:
+                holder = ""
+            if holder == str(proc.pid):
+                locked_at = time.monotonic()
+                break
+            time.sleep(0.003)
+        if kill_after is not None and locked_at is not None:
+            deadline = locked_at + kill_after
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
         out, err = proc.communicate(timeout=timeout)
     except BaseException:
         proc.kill()
@@ -350,6 +349,12 @@ def run_cli(cmd: list[str], home: Path, kill_after: float | None = None, timeout
         out,
         err,
     )
+
+
+def work_seconds(run: Run) -> float:
+    """How long a run that finished held the sync lock (its work, start-up excluded)."""
+    assert run.returncode in (0, 1), f"exit {run.returncode}: {run.stderr[-2000:]}"
+    return max(0.2, run.seconds - (run.locked_after or 0.0))
 
 
 def report_of(run: Run) -> dict:

@@ -12,6 +12,7 @@ The default run kills the fake-embedder sync 30+ times and the rebuild 10+ times
 from __future__ import annotations
 
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .reliability_support import (
     forget_open_stores,
     report_of,
     run_cli,
+    work_seconds,
 )
 
 SEED = 20251024
@@ -46,6 +48,41 @@ def ask_and_check(settings: Settings, corpus: Corpus, snapshot: Snapshot) -> Non
     cited = {c.chunk_id for c in result.citations}
     assert cited <= snapshot.chunk_ids, f"cited uncommitted chunks {cited - snapshot.chunk_ids}"
     forget_open_stores()
+
+
+class Asker:
+    """A thread asking questions in this process (as the UI would) until the block ends."""
+
+    def __init__(self, settings: Settings, corpus: Corpus) -> None:
+        self.settings = settings
+        self.questions = [corpus.question() for _ in range(20)]
+        self.answered = 0
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            question, _ = self.questions[i % len(self.questions)]
+            i += 1
+            try:
+                result = answer(question, settings=self.settings)
+                assert result.text
+                self.answered += 1
+            except BaseException as exc:  # recorded and raised in the test's thread
+                self.errors.append(exc)
+                return
+
+    def __enter__(self) -> Asker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        if self.errors:
+            raise self.errors[0]
 
 
 def kill_campaign(
@@ -66,9 +103,7 @@ def kill_campaign(
 
     # How long a whole first sync works (in a scratch home): kill moments are drawn below it.
     scratch = tmp_path / "scratch-home"
-    calibration = run_cli(cli_command(scratch, str(corpus.folder), model=model), scratch)
-    assert calibration.returncode == 0, calibration.stderr[-2000:]
-    work = max(0.3, calibration.seconds - 0.5)
+    work = work_seconds(run_cli(cli_command(scratch, str(corpus.folder), model=model), scratch))
 
     landed = missed = attempts = 0
     previous = Snapshot(None, set(), set(), set())
@@ -124,16 +159,22 @@ def rebuild_campaign(tmp_path: Path, *, kills: int, articles: int, model: str) -
     first = run_cli(cli_command(home, str(corpus.folder), model=model), home)
     assert first.returncode == 0, first.stderr[-2000:]
     rebuild = cli_command(home, "--rebuild", model=model)
-    timing = run_cli(cli_command(tmp_path / "scratch", str(corpus.folder), model=model), home)
-    work = max(0.3, timing.seconds - 0.5)
-
+    forget_open_stores()
+    before = check_index(settings, corpus, complete=True)
+    timing = run_cli(rebuild, home)  # one whole rebuild: it switches, and times the work
+    assert report_of(timing)["rebuilt"]
+    work = work_seconds(timing)
     forget_open_stores()
     served = check_index(settings, corpus, complete=True)
-    landed = switched = attempts = 0
+    assert served.generation != before.generation
+    landed = switched = attempts = asked = 0
     while landed < kills:
         attempts += 1
         assert attempts <= kills * 4, f"only {landed} of {attempts} kills landed during work"
-        run = run_cli(rebuild, home, kill_after=rng.uniform(0.0, work))
+        # Questions keep coming in this process while the other one rebuilds.
+        with Asker(settings, corpus) as asker:
+            run = run_cli(rebuild, home, kill_after=rng.uniform(0.0, work))
+        asked += asker.answered
         forget_open_stores()
         after = check_index(settings, corpus, complete=True)
         if run.killed:
@@ -163,7 +204,12 @@ def rebuild_campaign(tmp_path: Path, *, kills: int, articles: int, model: str) -
     assert names == [index.collection_name], names
     index.close()
     ask_and_check(settings, corpus, snapshot)
-    figures = {"kills": landed, "switched after a whole rebuild": switched}
+    figures = {
+        "kills": landed,
+        "kept serving the old generation": landed - switched,
+        "switched after a whole rebuild": switched,
+        "questions answered during rebuilds": asked,
+    }
     print(f"\nrebuild kill campaign ({model}): {figures}")
     return figures
 
@@ -198,3 +244,75 @@ def test_sync_with_the_real_model_survives_kills(tmp_path: Path) -> None:
         tmp_path, kills=8, articles=60, model=BUNDLED_MODEL, change=(4, 10, 2)
     )
     assert figures["kills"] >= 8
+
+
+# --- the two holes the kill campaign found, pinned down in-process ---------------------------
+class Killed(BaseException):
+    """Stands for SIGKILL at one exact point: nothing after it runs."""
+
+
+def write_articles(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"{i}.txt").write_text(
+            f"Story {i}\n\nQuokka{i} reached the harbour on Monday. It stayed {i} days.\n"
+        )
+
+
+def test_article_committed_by_a_killed_sync_is_removed_when_its_file_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after committing an article but before recording its file in `sources`: the
+    file's later deletion must still remove the article (it used to linger forever)."""
+    from index.catalog import Catalog
+    from index.sync import sync
+
+    settings = Settings(home=tmp_path / "home", embedding_model="fake")
+    docs = tmp_path / "docs"
+    write_articles(docs, 3)
+    sync(settings, [str(docs)], show_bar=False)
+    write_articles(docs, 4)  # 3.txt is new
+
+    def killed(self: Catalog, state: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Catalog, "set_source", killed)
+        with pytest.raises(Killed):
+            sync(settings, [str(docs)], show_bar=False)
+    (docs / "3.txt").unlink()
+    report = sync(settings, [str(docs)], show_bar=False)
+    assert report.removed == 1
+    corpus = Corpus(docs.absolute(), random.Random(0))
+    for i in range(3):
+        path = docs.absolute() / f"{i}.txt"
+        corpus.texts[str(path)] = path.read_text().split("\n\n", 1)[1].strip()
+        corpus.versions[str(path)] = {corpus.texts[str(path)]}
+    check_index(settings, corpus, complete=True)
+
+
+def test_vectors_of_a_removal_killed_midway_are_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that only removes, killed between the catalog delete and the vector delete,
+    must leave the next sync a note to collect the orphans (it used to leave none)."""
+    from index.sync import sync
+    from index.vectors import VectorStore
+
+    settings = Settings(home=tmp_path / "home", embedding_model="fake")
+    docs = tmp_path / "docs"
+    write_articles(docs, 3)
+    sync(settings, [str(docs)], show_bar=False)
+    (docs / "0.txt").unlink()
+
+    def killed(self: VectorStore, ids: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(VectorStore, "delete", killed)
+        with pytest.raises(Killed):
+            sync(settings, [str(docs)], show_bar=False)
+    snapshot = check_index(settings)
+    assert snapshot.orphans > 0 and len(snapshot.origins) == 2  # invisible, but there
+    sync(settings, [str(docs)], show_bar=False)
+    assert check_index(settings).orphans == 0

@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from ui.assets import APP_CSS, CITE_JS, SOURCES_CSS
 from ui.render import Turn, esc, sources_html, status_html
 
 log = logging.getLogger(__name__)
+_PROGRESS = gr.Progress()  # Gradio injects progress into a parameter with this default
 
 
 def _index_views(settings: Settings, query: str = "") -> tuple[str, dict[str, Any], Any]:
@@ -33,80 +35,132 @@ def _index_views(settings: Settings, query: str = "") -> tuple[str, dict[str, An
         status = status_html(index_status(settings))
         articles = list_articles(settings)
     except AssistantError as exc:
-        return (f"<p class='aa-bad'>{esc(exc)}</p>",
-                {"headers": handlers.ARTICLE_HEADERS, "data": []}, gr.update())
-    table = {"headers": handlers.ARTICLE_HEADERS,
-             "data": handlers.article_rows(articles, query)}
+        return (
+            f"<p class='aa-bad'>{esc(exc)}</p>",
+            {"headers": handlers.ARTICLE_HEADERS, "data": []},
+            gr.update(),
+        )
+    table = {"headers": handlers.ARTICLE_HEADERS, "data": handlers.article_rows(articles, query)}
     return status, table, gr.update(choices=handlers.source_choices(articles))
 
 
 def build_app(settings: Settings) -> gr.Blocks:
     """The whole UI for ``settings`` (its ``home`` is the index that is served and grown)."""
     suffixes = ", ".join(handlers.supported_suffixes())
-    with gr.Blocks(title="Article Assistant", analytics_enabled=False) as demo:
-        gr.Markdown("## Article Assistant\nAsk about the indexed news articles. Every sentence "
-                    "of an answer cites its passage: click a **[n]** to read it.")
+    # delete_cache: Gradio's temp copies of uploads go after an hour (ours are in home/uploads).
+    with gr.Blocks(
+        title="Article Assistant", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as demo:
+        gr.Markdown(
+            "## Article Assistant\nAsk about the indexed news articles. Every sentence "
+            "of an answer cites its passage: click a **[n]** to read it."
+        )
         turns = gr.State([])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(
-                            label="Conversation", elem_id="aa-chat", height=460,
-                            render_markdown=False, sanitize_html=True, allow_tags=False,
-                            feedback_options=None, buttons=["copy"],
+                            label="Conversation",
+                            elem_id="aa-chat",
+                            height=460,
+                            render_markdown=False,
+                            sanitize_html=True,
+                            allow_tags=False,
+                            feedback_options=None,
+                            buttons=["copy"],
                             placeholder="Ask something about the articles, e.g. "
-                                        "“What did Bessent threaten?”")
+                            "“What did Bessent threaten?”",
+                        )
                         with gr.Row():
                             question = gr.Textbox(
-                                show_label=False, placeholder="Your question…", scale=5,
-                                elem_id="aa-question", max_length=2000, autofocus=True)
-                            ask_btn = gr.Button("Ask", variant="primary", scale=1,
-                                                elem_id="aa-ask")
+                                show_label=False,
+                                placeholder="Your question…",
+                                scale=5,
+                                elem_id="aa-question",
+                                max_length=2000,
+                                autofocus=True,
+                            )
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="aa-ask")
                         new_chat = gr.Button("New conversation", size="sm")
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
-                        sources = gr.HTML(sources_html([]), elem_id="aa-sources",
-                                          js_on_load=CITE_JS, css_template=SOURCES_CSS,
-                                          max_height=640)
+                        sources = gr.HTML(
+                            sources_html([]),
+                            elem_id="aa-sources",
+                            js_on_load=CITE_JS,
+                            css_template=SOURCES_CSS,
+                            max_height=640,
+                        )
                 with gr.Accordion("Answer settings", open=False):
                     with gr.Row():
-                        k = gr.Slider(1, 20, value=settings.k, step=1,
-                                      label="Passages retrieved per question")
+                        k = gr.Slider(
+                            1, 20, value=settings.k, step=1, label="Passages retrieved per question"
+                        )
                         choices = handlers.mode_choices(settings)
                         mode = gr.Radio(
-                            choices, value=choices[-1][1], label="Answer mode",
+                            choices,
+                            value=choices[-1][1],
+                            label="Answer mode",
                             interactive=len(choices) > 1,
-                            info=None if settings.llm else
-                            "Set ASSISTANT_LLM (e.g. ollama:llama3.2) to answer with an LLM.")
+                            info=None
+                            if settings.llm
+                            else "Set ASSISTANT_LLM (e.g. ollama:llama3.2) to answer with an LLM.",
+                        )
                     with gr.Row():
                         source_filter = gr.Dropdown(
-                            [], value=[], multiselect=True, label="Only these sources",
-                            info="Empty: all sources.")
+                            [],
+                            value=[],
+                            multiselect=True,
+                            label="Only these sources",
+                            info="Empty: all sources.",
+                        )
                         after = gr.Textbox(label="Published on or after", placeholder="YYYY-MM-DD")
-                        before = gr.Textbox(label="Published on or before",
-                                            placeholder="YYYY-MM-DD")
+                        before = gr.Textbox(
+                            label="Published on or before", placeholder="YYYY-MM-DD"
+                        )
             with gr.Tab("Add articles", id="add"):
-                gr.Markdown(f"Upload article files ({suffixes}; at most "
-                            f"{settings.max_upload_mb:g} MB each) or paste the URL of an article. "
-                            "They are indexed at once and can be asked about right after.")
-                files = gr.File(file_count="multiple", type="filepath", label="Article files",
-                                elem_id="aa-files")
+                gr.Markdown(
+                    f"Upload article files ({suffixes}; at most "
+                    f"{settings.max_upload_mb:g} MB each) or paste the URL of an article. "
+                    "They are indexed at once and can be asked about right after."
+                )
+                files = gr.File(
+                    file_count="multiple",
+                    type="filepath",
+                    label="Article files",
+                    elem_id="aa-files",
+                )
                 url = gr.Textbox(label="Article URL", placeholder="https://…", elem_id="aa-url")
                 add_btn = gr.Button("Add to the index", variant="primary", elem_id="aa-add")
                 summary = gr.HTML(elem_id="aa-summary", css_template=SOURCES_CSS)
             with gr.Tab("Indexed articles", id="indexed"):
                 status = gr.HTML(elem_id="aa-status", css_template=SOURCES_CSS)
                 with gr.Row():
-                    search = gr.Textbox(show_label=False, placeholder="Search titles, sources, "
-                                        "dates, files…", scale=4, elem_id="aa-search")
+                    search = gr.Textbox(
+                        show_label=False,
+                        placeholder="Search titles, sources, dates, files…",
+                        scale=4,
+                        elem_id="aa-search",
+                    )
                     refresh = gr.Button("Refresh", scale=1, size="sm")
-                table = gr.Dataframe(headers=handlers.ARTICLE_HEADERS, interactive=False,
-                                     wrap=True, elem_id="aa-table",
-                                     datatype=["str", "str", "str", "number", "str"])
+                table = gr.Dataframe(
+                    headers=handlers.ARTICLE_HEADERS,
+                    interactive=False,
+                    wrap=True,
+                    elem_id="aa-table",
+                    datatype=["str", "str", "str", "number", "str"],
+                )
 
-        def on_ask(q: str, state: list[Turn], k_: float, mode_: str, srcs: list[str] | None,
-                   after_: str, before_: str) -> Iterator[tuple[Any, ...]]:
+        def on_ask(
+            q: str,
+            state: list[Turn],
+            k_: float,
+            mode_: str,
+            srcs: list[str] | None,
+            after_: str,
+            before_: str,
+        ) -> Iterator[tuple[Any, ...]]:
             options = handlers.ChatOptions(int(k_), mode_, list(srcs or []), after_, before_)
             first = True
             for messages, panel, new_state in handlers.ask(q, state, options, settings):
@@ -117,14 +171,16 @@ def build_app(settings: Settings) -> gr.Blocks:
         ask_outputs = [chatbot, sources, turns, question]
         question.submit(on_ask, ask_inputs, ask_outputs, show_progress="hidden")
         ask_btn.click(on_ask, ask_inputs, ask_outputs, show_progress="hidden")
+
         def on_new_chat() -> tuple[list[Any], str, list[Turn]]:
             return [], sources_html([]), []
 
         new_chat.click(on_new_chat, None, [chatbot, sources, turns])
         chatbot.clear(on_new_chat, None, [chatbot, sources, turns])
 
-        def on_add(paths: Sequence[str] | None, link: str,
-                   progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        def on_add(
+            paths: Sequence[str] | None, link: str, progress: gr.Progress = _PROGRESS
+        ) -> tuple[Any, ...]:
             def report(done: int, total: int, message: str) -> None:
                 progress((done, total) if total else None, desc=message)
 
@@ -163,8 +219,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def launch(settings: Settings, host: str | None = None, port: int | None = None,
-           auth: str | None = None, *, block: bool = True) -> gr.Blocks:
+def _warm_up(settings: Settings) -> None:
+    """Load the embedding model and open the index before the first question (~5 s cold).
+
+    Runs in the background while the server starts; an empty or broken index is reported
+    to the user when they ask, not here.
+    """
+    from assistant.api import answer
+
+    try:
+        answer("warm up", settings=settings)
+    except Exception as exc:
+        log.info("warm-up skipped: %s", exc)
+
+
+def launch(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    auth: str | None = None,
+    *,
+    block: bool = True,
+) -> gr.Blocks:
     """Serve the UI; binds ``settings.ui_host`` (127.0.0.1) unless ``host`` says otherwise."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     host = host or settings.ui_host
@@ -172,12 +248,21 @@ def launch(settings: Settings, host: str | None = None, port: int | None = None,
     if not _is_loopback(host) and credentials is None:
         log.warning("serving on %s without a login; pass --auth user:password", host)
     demo = build_app(settings)
+    threading.Thread(target=_warm_up, args=(settings,), name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=2)
     demo.launch(
-        server_name=host, server_port=port or settings.ui_port, auth=credentials,
-        max_file_size=int(settings.max_upload_mb * 1024 * 1024), share=False,
-        inbrowser=False, ssr_mode=False, mcp_server=False, css=APP_CSS,
-        prevent_thread_lock=not block, show_error=False, footer_links=[],
+        server_name=host,
+        server_port=port or settings.ui_port,
+        auth=credentials,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        share=False,
+        inbrowser=False,
+        ssr_mode=False,
+        mcp_server=False,
+        css=APP_CSS,
+        prevent_thread_lock=not block,
+        show_error=False,
+        footer_links=[],
     )
     return demo
 

@@ -83,15 +83,22 @@ def api_history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
 ChatUpdate = tuple[list[dict[str, str]], str, list[Turn]]
 
 
-def ask(question: str, turns: Sequence[Turn], options: ChatOptions, settings: Settings,
-        stream: StreamFn | None = None) -> Iterator[ChatUpdate]:
+def ask(
+    question: str,
+    turns: Sequence[Turn],
+    options: ChatOptions,
+    settings: Settings,
+    stream: StreamFn | None = None,
+) -> Iterator[ChatUpdate]:
     """Stream one answer into the conversation: yields (chat messages, sources panel, turns).
 
     The chat shows the streamed deltas as they come; the final ``Answer`` replaces them (its
     text may differ from the deltas) and fills the sources panel.
     """
     if stream is None:
-        from assistant.api import stream_answer as stream
+        from assistant.api import stream_answer
+
+        stream = stream_answer
     turns = list(turns)
     question = (question or "").strip()
     if not question:
@@ -104,9 +111,16 @@ def ask(question: str, turns: Sequence[Turn], options: ChatOptions, settings: Se
     try:
         after = parse_date(options.published_after, "Published after")
         before = parse_date(options.published_before, "Published before")
-        events = stream(question, history, settings=settings, k=options.k or None,
-                        llm=llm_arg(options.mode, settings), sources=options.sources or None,
-                        published_after=after, published_before=before)
+        events = stream(
+            question,
+            history,
+            settings=settings,
+            k=options.k or None,
+            llm=llm_arg(options.mode, settings),
+            sources=options.sources or None,
+            published_after=after,
+            published_before=before,
+        )
         for event in events:
             if isinstance(event, Answer):
                 turn.answer = event
@@ -115,6 +129,8 @@ def ask(question: str, turns: Sequence[Turn], options: ChatOptions, settings: Se
             yield chat_messages(turns), sources_html(turns), turns
     except AssistantError as exc:
         turn.error = str(exc)
+        if type(exc).__name__ == "EmptyIndexError":
+            turn.error += " Or add articles in the “Add articles” tab."
     except Exception as exc:  # a bug must not leave the chat hanging; the log has the trace
         log.exception("answering failed")
         turn.error = f"internal error ({type(exc).__name__}); see the server log"
@@ -141,7 +157,7 @@ def check_upload(name: str, size: int, max_mb: float) -> str | None:
     suffix = PurePath(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         what = f"'{suffix}'" if suffix else "(no suffix)"
-        return (f"unsupported file type {what}; supported: {', '.join(supported_suffixes())}")
+        return f"unsupported file type {what}; supported: {', '.join(supported_suffixes())}"
     if size > max_mb * 1024 * 1024:
         return f"{size / 1024 / 1024:.1f} MB is larger than the {max_mb:g} MB upload limit"
     if size == 0:
@@ -196,15 +212,22 @@ def check_url(url: str) -> str | None:
     return None
 
 
-def add_articles(files: Sequence[str | Path] | None, url: str | None, settings: Settings,
-                 progress: Progress | None = None, sync: Callable[..., Any] | None = None) -> str:
+def add_articles(
+    files: Sequence[str | Path] | None,
+    url: str | None,
+    settings: Settings,
+    progress: Progress | None = None,
+    sync: Callable[..., Any] | None = None,
+) -> str:
     """Copy uploads into ``home/uploads``, fetch the URL, sync both; return the summary HTML.
 
     Uploads whose loader fails are removed again (a previous same-named file is restored), so
     a refused file is not retried and reported on every later sync.
     """
     if sync is None:
-        from assistant.api import sync_articles as sync
+        from assistant.api import sync_articles
+
+        sync = sync_articles
     upload_dir = settings.home / "uploads"
     uploads = store_uploads(files or [], upload_dir, settings.max_upload_mb)
     refused = list(uploads.refused)
@@ -222,8 +245,11 @@ def add_articles(files: Sequence[str | Path] | None, url: str | None, settings: 
         return sync_summary_html(None, refused)
     try:
         report = sync(sources, settings=settings, progress=progress, wait=60.0)
-    except AssistantError as exc:
+    except Exception as exc:  # nothing was indexed: take the new uploads back out
         _settle_uploads(uploads, failed=set(uploads.stored))
+        if not isinstance(exc, AssistantError):
+            log.exception("sync from the UI failed")
+            exc = AssistantError(f"internal error ({type(exc).__name__}); see the server log")
         return sync_summary_html(None, refused, error=str(exc))
     failed = {Path(f.path) for f in report.failed} & set(uploads.stored)
     _settle_uploads(uploads, failed)

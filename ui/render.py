@@ -75,8 +75,10 @@ def answer_html(answer: Answer, turn: int) -> str:
         cited = known.get(n)
         if cited is None:
             return match.group(0)
-        return (f'<a class="aa-cite-link" href="#{cite_id(turn, n)}" '
-                f'title="{esc(cited.title)}">[{n}]</a>')
+        return (
+            f'<a class="aa-cite-link" href="#{cite_id(turn, n)}" '
+            f'title="{esc(cited.title)}">[{n}]</a>'
+        )
 
     body = _lines(_MARKER.sub(link, esc(answer.text)))
     if not answer.answered and answer.citations:
@@ -90,7 +92,7 @@ def streaming_html(partial: str) -> str:
 
 
 def error_html(message: str) -> str:
-    return f"<strong>Could not answer:</strong> {_lines(esc(message))}"
+    return f"Could not answer: {_lines(esc(message))}"
 
 
 def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
@@ -114,23 +116,27 @@ def passage_html(citation: Citation) -> str:
     passage = citation.passage or citation.quote
     quote = citation.quote
     at = citation.start - citation.passage_start
-    if not (quote and at >= 0 and passage[at:at + len(quote)] == quote):
+    if not (quote and at >= 0 and passage[at : at + len(quote)] == quote):
         at = passage.find(quote) if quote else -1
     if at < 0:
         if quote and quote != passage:
             return f"<mark>{_lines(esc(quote))}</mark><br>{_lines(esc(passage))}"
         return _lines(esc(passage))
-    before, marked, after = passage[:at], passage[at:at + len(quote)], passage[at + len(quote):]
+    before, marked, after = passage[:at], passage[at : at + len(quote)], passage[at + len(quote) :]
     return f"{_lines(esc(before))}<mark>{_lines(esc(marked))}</mark>{_lines(esc(after))}"
 
 
 def _meta_html(citation: Citation) -> str:
-    parts = [esc(citation.source) if citation.source else "<em>source unknown</em>",
-             esc(citation.published) if citation.published else "<em>date unknown</em>"]
+    parts = [
+        esc(citation.source) if citation.source else "<em>source unknown</em>",
+        esc(citation.published) if citation.published else "<em>date unknown</em>",
+    ]
     link = safe_url(citation.url)
     if link:
-        parts.append(f'<a href="{esc(link)}" target="_blank" rel="noopener noreferrer" '
-                     f'referrerpolicy="no-referrer">{esc(link)}</a>')
+        parts.append(
+            f'<a href="{esc(link)}" target="_blank" rel="noopener noreferrer" '
+            f'referrerpolicy="no-referrer">{esc(link)}</a>'
+        )
     elif citation.url:
         parts.append(f"<code>{esc(citation.url)}</code>")
     return " · ".join(parts)
@@ -165,15 +171,18 @@ def sources_html(turns: Sequence[Turn]) -> str:
         else:
             heading = f"No answer found; closest passages for “{esc(turn.question)}”"
         cards = "".join(citation_card(c, i) for c in answer.citations) or (
-            "<p class='aa-empty'>No passage matched.</p>")
+            "<p class='aa-empty'>No passage matched.</p>"
+        )
         hidden = "" if i == last else " aa-hidden"
-        sections.append(f'<section class="aa-turn{hidden}" data-turn="{i}">'
-                        f"<h4>{heading}</h4>{cards}</section>")
+        sections.append(
+            f'<section class="aa-turn{hidden}" data-turn="{i}"><h4>{heading}</h4>{cards}</section>'
+        )
     # How many turns are finished (answered or failed): lets tests and scripts wait for it.
     done = sum(1 for t in turns if t.answer is not None or t.error is not None)
     body = "".join(sections) or (
         "<p class='aa-empty'>Ask a question: the passages each answer cites appear here. "
-        "Click a [n] marker to open its passage.</p>")
+        "Click a [n] marker to open its passage.</p>"
+    )
     return f"<div class='aa-sources' data-finished='{done}'>{body}</div>"
 
 
@@ -182,24 +191,30 @@ def _display_path(path: str) -> str:
     return path if path.startswith(("http://", "https://")) else PurePath(path).name or path
 
 
-def sync_summary_html(report: object | None, refused: Sequence[tuple[str, str]],
-                      error: str | None = None) -> str:
+def sync_summary_html(
+    report: object | None, refused: Sequence[tuple[str, str]], error: str | None = None
+) -> str:
     """What an upload/URL sync did: counts, then each refused or failed source with its reason."""
     rows: list[str] = []
     if error:
         rows.append(f"<p class='aa-bad'><strong>Sync failed:</strong> {esc(error)}</p>")
     if report is not None:
-        counts = [(name, getattr(report, name, 0))
-                  for name in ("added", "updated", "unchanged", "removed")]
+        counts = [
+            (name, getattr(report, name, 0))
+            for name in ("added", "updated", "unchanged", "removed")
+        ]
         text = ", ".join(f"{value} {name}" for name, value in counts)
-        rows.append(f"<p><strong>Index updated:</strong> {esc(text)} "
-                    f"({esc(getattr(report, 'chunks_embedded', 0))} passages embedded).</p>")
+        rows.append(
+            f"<p><strong>Index updated:</strong> {esc(text)} "
+            f"({esc(getattr(report, 'chunks_embedded', 0))} passages embedded).</p>"
+        )
     problems = [(name, reason) for name, reason in refused]
     if report is not None:
         problems += [(_display_path(f.path), f.error) for f in getattr(report, "failed", [])]
     if problems:
-        items = "".join(f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>"
-                        for name, reason in problems)
+        items = "".join(
+            f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>" for name, reason in problems
+        )
         rows.append(f"<p class='aa-bad'><strong>Not added:</strong></p><ul>{items}</ul>")
     dups = getattr(report, "duplicates", []) if report is not None else []
     if dups:
@@ -210,9 +225,15 @@ def sync_summary_html(report: object | None, refused: Sequence[tuple[str, str]],
 
 def status_html(status: object) -> str:
     """Article and chunk counts, embedding model, chunking and store of the served index."""
-    fields = [("Articles", "articles"), ("Passages (chunks)", "chunks"),
-              ("Embedding model", "embedding_model"), ("Chunking", "chunking"),
-              ("Store", "store")]
-    cells = "".join(f"<div><dt>{esc(label)}</dt><dd>{esc(getattr(status, name, '') or '—')}"
-                    "</dd></div>" for label, name in fields)
+    fields = [
+        ("Articles", "articles"),
+        ("Passages (chunks)", "chunks"),
+        ("Embedding model", "embedding_model"),
+        ("Chunking", "chunking"),
+        ("Store", "store"),
+    ]
+    cells = "".join(
+        f"<div><dt>{esc(label)}</dt><dd>{esc(getattr(status, name, '') or '—')}</dd></div>"
+        for label, name in fields
+    )
     return f"<dl class='aa-status'>{cells}</dl>"

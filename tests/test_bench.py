@@ -1,0 +1,79 @@
+"""The speed benchmark: the synthetic corpus generator, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from assistant.settings import Settings
+from tests.test_eval import tiny_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _synth() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "synth_corpus", ROOT / "bench" / "synth_corpus.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synthetic_corpus_is_deterministic_and_sized(tmp_path: Path) -> None:
+    synth = _synth()
+    tiny_corpus(tmp_path / "src")
+    first = synth.generate(tmp_path / "src", tmp_path / "a", 25, seed=3)
+    again = synth.generate(tmp_path / "src", tmp_path / "b", 25, seed=3)
+    other = synth.generate(tmp_path / "src", tmp_path / "c", 25, seed=4)
+    assert len(first) == 25 and all(p.exists() for p in first)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    assert [p.read_bytes() for p in first] != [p.read_bytes() for p in other]
+    pool = synth.read_pool(tmp_path / "src")
+    text = first[0].read_text(encoding="utf-8")
+    title, _, body = text.partition("\n\n")
+    assert title in pool.titles
+    assert body.strip() and "\n\n" in text
+
+
+def test_synthetic_corpus_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    synth = _synth()
+    tiny_corpus(tmp_path / "src")
+    argv = ["--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--articles", "3"]
+    assert synth.main(argv) == 0
+    assert len(list((tmp_path / "out").rglob("*.txt"))) == 3
+    assert "wrote 3 articles" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bench_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every phase for both pipelines in child processes, plus a small synthetic scale run."""
+    from assistant.benchmark import main
+
+    questions = tiny_corpus(tmp_path / "corpus")
+    out = tmp_path / "bench.json"
+    argv = ["--corpus", str(tmp_path / "corpus"), "--questions", str(questions)]
+    argv += ["--cold-runs", "1", "--synthetic-articles", "30", "--json", str(out)]
+    assert main(argv, Settings()) == 0
+    printed = capsys.readouterr().out
+    assert "full index s" in printed and "ours/tut" in printed
+    result = json.loads(out.read_text(encoding="utf-8"))
+    ours, tutorial = result["ours"], result["tutorial"]
+    for figures in (ours, tutorial):
+        assert figures["articles"] == 4 and figures["chunks"] >= 4
+        for key in ("index_seconds", "change_seconds", "retrieval_p50_ms", "answer_p95_ms"):
+            assert figures[key] > 0, key
+        assert figures["cold_start_s"] > 0 and figures["index_rss_mb"] > 50
+    assert ours["resync_seconds"] < ours["index_seconds"]
+    assert tutorial["resync_pct"] == 100.0
+    (scale,) = result["scale"]
+    assert scale["size"] == 30 and scale["articles"] == 30 and scale["disk_mb"] > 0
+    assert not (tmp_path / "corpus" / "news" / "chess.txt").read_text().endswith("changed.\n")

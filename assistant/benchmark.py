@@ -42,8 +42,8 @@ from assistant.settings import Settings
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "bbc"
 CHANGE = "\n\nThis paragraph was added by the benchmark, so the article has changed.\n"
-_ENV_FIELDS = ("embedding_model", "embedding_batch_size", "allow_downloads", "chunk_tokens")
-_ENV_FIELDS += ("chroma_host", "chroma_port", "max_file_mb", "k")
+_ENV_FIELDS = ["embedding_model", "embedding_batch_size", "allow_downloads", "chunk_tokens"]
+_ENV_FIELDS += ["chroma_host", "chroma_port", "max_file_mb", "k"]
 
 
 # --- shared with `assistant eval` ------------------------------------------------------------
@@ -185,7 +185,8 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
     if kind == "index-ours":
         report = sync_articles(rest, settings=settings)
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "articles": report.added, "chunks": report.chunks_embedded}
+        read = report.added + len(report.duplicates)  # the tutorial indexes duplicates again
+        return {"seconds": seconds, "articles": read, "chunks": report.chunks_embedded}
     if kind == "update-ours":
         changed, *roots = rest
         sync_articles(roots, settings=settings)
@@ -394,6 +395,5 @@ def main(argv: Sequence[str], settings: Settings) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["_child"]:
-        print("usage: assistant bench [options]  (see `assistant bench --help`)", file=sys.stderr)
-        sys.exit(2)
+        sys.exit("run `assistant bench`; this entry point is for its child processes")
     print(json.dumps(_run_child(sys.argv[2:])))

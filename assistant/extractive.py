@@ -34,6 +34,7 @@ UNTYPED_PENALTY = 0.5
 LOCAL_FLOOR = 1.0
 CONTEXT_WEIGHT = 1.0
 ENTITY_PENALTY = 0.1
+_ADJACENT = 3  # sentences this close (a space or line break apart) merge into one quote
 MARGIN = 0.25  # further sentences must score within this of the best one
 
 _PRONOUN_START = re.compile(
@@ -315,7 +316,7 @@ class ExtractiveAnswerer:
         for s in chosen:
             start, end = self._widen(s, docs[s.doc])
             for i, (d, a, b, score) in enumerate(spans):
-                if d == s.doc and start <= b and a <= end:
+                if d == s.doc and start <= b + _ADJACENT and a <= end + _ADJACENT:
                     spans[i] = (d, min(a, start), max(b, end), score)
                     break
             else:

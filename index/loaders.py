@@ -280,8 +280,11 @@ def _record_article(value: Any, origin: str) -> tuple[Article | None, str | None
 
 
 def _url(value: Any) -> str | None:
-    """A URL only from a string: ``url: 17`` is a mistake, not a link."""
-    return value.strip() or None if isinstance(value, str) else None
+    """An http(s) URL only: ``url: 17`` is a mistake and ``javascript:`` a trap, not links."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if value.lower().startswith(("http://", "https://")) else None
 
 
 def _kind(value: Any) -> str:

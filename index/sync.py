@@ -169,9 +169,7 @@ class _Syncer:
                 digest = _digest(origin, max_bytes)
                 if state and digest == state.digest:
                     self.report.unchanged += len(self.catalog.articles(origin))
-                    self.done_files.append(
-                        SourceState(origin, root, *(stat or (None, None)), digest)
-                    )
+                    self.done_files.append(_state(origin, root, stat, digest))
                     return
                 result = load_file(Path(origin), max_bytes=max_bytes)
         except LoadError as exc:
@@ -188,7 +186,7 @@ class _Syncer:
             if is_url(origin)
             else _digest(origin, max_bytes)
         )
-        self.done_files.append(SourceState(origin, root, *(stat or (None, None)), digest))
+        self.done_files.append(_state(origin, root, stat, digest))
 
     def _plan(self, source_file: str, result: LoadResult) -> None:
         old = {a.origin: a for a in self.catalog.articles(source_file)}
@@ -316,6 +314,11 @@ class _Syncer:
     def _notify(self, done: int, total: int, message: str) -> None:
         if self.progress:
             self.progress(done, total, message)
+
+
+def _state(origin: str, root: str, stat: tuple[int, int] | None, digest: str) -> SourceState:
+    mtime_ns, size = stat or (None, None)
+    return SourceState(origin, root, mtime_ns, size, digest)
 
 
 def _stat(origin: str) -> tuple[int, int] | None:

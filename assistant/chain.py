@@ -70,6 +70,25 @@ def _carry_terms(question: str, history: list[tuple[str, str]]) -> str:
     return f"{question} {' '.join(extra)}" if extra else question
 
 
+# A "[7]" inside an article reads as a citation marker once the extractive answer quotes the
+# sentence (and the UI would link it to citation 7, or to nothing). In the answer text it
+# becomes "(7)", as in the LLM prompt; the citations keep the article's own words.
+_MARKER = re.compile(r"\[\s*([0-9]+(?:\s*[,;–-]\s*[0-9]+)*)\s*\]")
+
+
+def defang_quotes(text: str, citations: Sequence[Citation]) -> str:
+    """``text`` with the citation-like markers inside each quoted passage neutralised."""
+    out: list[str] = []
+    pos = 0
+    for c in citations:
+        at = text.find(c.quote, pos) if c.quote else -1
+        if at < 0:
+            continue
+        out += [text[pos:at], _MARKER.sub(r"(\1)", c.quote)]
+        pos = at + len(c.quote)
+    return "".join(out) + text[pos:]
+
+
 def _llm_citations(docs: Sequence[Document], numbers: list[int]) -> list[Citation]:
     out = []
     for n in numbers:
@@ -128,6 +147,7 @@ def build_chain(
         question, docs = inputs["question"], inputs["docs"]
         if llm is None:
             text, citations, answered = extractive.answer(inputs["query"], docs)
+            text = defang_quotes(text, citations)
             yield AnswerDelta(text)
             yield AnswerDelta("", Answer(question, text, answered, citations, "extractive"))
             return

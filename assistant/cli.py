@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from importlib.resources import files
@@ -21,6 +22,23 @@ from assistant.settings import Settings
 EPILOG = """Configuration: environment variables prefixed ASSISTANT_ (ASSISTANT_HOME,
 ASSISTANT_EMBEDDING_MODEL, ASSISTANT_CHROMA_HOST/PORT, ASSISTANT_LLM, ...; see
 assistant/settings.py or the README). Flags override them."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: object, *, lines: bool = False) -> str:
+    """Text from files and articles made safe for a terminal: control characters (escape
+    sequences, a newline in a file name) are shown escaped, so they can neither forge an
+    output line nor drive the terminal. With ``lines``, newlines and tabs are kept."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if lines and char in "\n\t":
+            return char
+        return char.encode("unicode_escape").decode("ascii")
+
+    return _CONTROL.sub(escape, str(text))
 
 
 def sample_corpus() -> str:
@@ -136,9 +154,12 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         sources.append(sample_corpus())
     report = sync_articles(sources or None, settings=settings, rebuild=args.rebuild, wait=args.wait)
     for item in report.failed:
-        print(f"error: {item.path}: {item.error}", file=sys.stderr)
+        print(f"error: {_printable(item.path)}: {_printable(item.error)}", file=sys.stderr)
     for item in report.duplicates:
-        print(f"skipped duplicate: {item.path}: {item.error}", file=sys.stderr)
+        print(
+            f"skipped duplicate: {_printable(item.path)}: {_printable(item.error)}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -169,13 +190,13 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
-    print(result.text)
+    print(_printable(result.text, lines=True))
     if result.citations:
         print("\nSources:" if result.answered else "\nClosest passages:")
     for c in result.citations:
         meta = ", ".join(x for x in (c.source, c.published) if x)
-        print(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
-        print(f'    "{c.quote}"')
+        print(_printable(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else "")))
+        print(f'    "{_printable(c.quote, lines=True)}"')
     return 0
 
 

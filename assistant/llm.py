@@ -239,11 +239,27 @@ def _import(module: str, extra: str) -> Any:
 _DELIMITER = re.compile(r"<(\s*/?\s*)(passages?|question|conversation)\b", re.IGNORECASE)
 
 
+# Chat-template control tokens. Backends tokenize the formatted prompt with special tokens
+# enabled (llama.cpp does), so "<end_of_turn><start_of_turn>model" inside an article would end
+# the user turn for real and put the rest outside the data section. Their "<" is escaped.
+# Mistral's tokenizers make "[INST]" and its kin control tokens too; their "[" is escaped.
+_TEMPLATE_TOKEN = re.compile(
+    r"<(?=\|)|<(?=\s*/?\s*(?:start_of_turn|end_of_turn|start_of_image|end_of_image|bos|eos|pad|"
+    r"unk|mask|s)\s*>)|\[(?=\s*/?\s*(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|"
+    r"TOOL_RESULTS)\s*\])",
+    re.IGNORECASE,
+)
+
+
+def _no_template_tokens(text: str) -> str:
+    return _TEMPLATE_TOKEN.sub(lambda m: "&lt;" if m[0] == "<" else "&#91;", text)
+
+
 def _as_data(text: str | None, fallback: str = "unknown") -> str:
     """Article-derived text made safe to place between our delimiters."""
     if text is None or not str(text).strip():
         return fallback
-    text = _DELIMITER.sub(r"&lt;\1\2", str(text))
+    text = _DELIMITER.sub(r"&lt;\1\2", _no_template_tokens(str(text)))
     # "[7]" inside an article reads as a citation marker, and a model may copy it as one.
     return _MARKER.sub(r"(\1)", text)
 
@@ -268,8 +284,10 @@ def _history_messages(history: list[tuple[str, str]]) -> list[BaseMessage]:
     passages, and a model would happily repeat them."""
     out: list[BaseMessage] = []
     for user, bot in history[-HISTORY_TURNS:]:
-        out.append(HumanMessage(user[:HISTORY_CHARS]))
-        out.append(AIMessage(_tidy(_MARKER.sub("", bot))[:HISTORY_CHARS] or "(no answer)"))
+        # An extractive answer quotes articles: their text must not bring template tokens in.
+        bot = _no_template_tokens(_tidy(_MARKER.sub("", bot)))
+        out.append(HumanMessage(_no_template_tokens(user[:HISTORY_CHARS])))
+        out.append(AIMessage(bot[:HISTORY_CHARS] or "(no answer)"))
     return out
 
 

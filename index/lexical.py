@@ -135,11 +135,13 @@ class LexicalIndex:
         try:
             with self.path.open("rb") as fh:
                 state = pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            ids, bm25 = state["ids"], state["bm25"]
+            fresh = state["revision"] == revision and state["tokenizer"] == TOKENIZER_VERSION
+        except Exception:  # a cache: whatever is wrong with it (damage, old shape), rebuild
             return False
-        if state.get("revision") != revision or state.get("tokenizer") != TOKENIZER_VERSION:
+        if not fresh or not isinstance(ids, list):
             return False
-        self._ids, self._bm25, self._revision = state["ids"], state["bm25"], revision
+        self._ids, self._bm25, self._revision = ids, bm25, revision
         return True
 
     def _build(self, revision: int) -> None:
@@ -155,7 +157,8 @@ class LexicalIndex:
         self._ids, self._bm25, self._revision = ids, (bm25 if corpus else None), revision
 
     def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        # Unique per process and thread: two indexes of one generation may save at once.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with tmp.open("wb") as fh:
                 pickle.dump(

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -50,6 +51,7 @@ __all__ = [
     "loader_for",
 ]
 
+NOT_A_FILE = "not a regular file (a pipe, socket or device); only files are read"
 _TITLE_MAX = 150  # a longer first line is a paragraph, not a headline
 _SHORT_TITLE = 60  # a headline this short may end with a period ("Ministers resign.")
 _TERMINAL = tuple(".!?:;,…")
@@ -317,7 +319,10 @@ def load_file(path: Path, *, max_bytes: int) -> LoadResult:
     origin = str(path)
     loader = loader_for(origin)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not (S_ISREG(st.st_mode) or S_ISDIR(st.st_mode)):  # a pipe or /dev/zero never ends
+            raise LoadError(origin, NOT_A_FILE)
+        size = st.st_size
         if size > max_bytes:
             raise LoadError(origin, too_large(size, max_bytes))
         with path.open("rb") as handle:

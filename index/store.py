@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +25,11 @@ from index.catalog import Catalog
 from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
 from index.lexical import LexicalIndex
-from index.vectors import VectorStore, drop_collections
+from index.vectors import IndexCorruptError, VectorStore, drop_collections
 
 ACTIVE_FILE = "active.json"
+REBUILD_HINT = "Run `assistant index --rebuild` to rebuild it from the article sources."
+_GENERATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise StoreUnavailableError(
-            f"{path} is unreadable ({exc}); this ASSISTANT_HOME looks corrupted. "
-            "Run `assistant index --rebuild` to rebuild it from the article sources."
+        raise IndexCorruptError(
+            f"{path} is unreadable ({exc}); this ASSISTANT_HOME looks corrupted. {REBUILD_HINT}"
         ) from exc
     if not isinstance(data, dict):
-        raise StoreUnavailableError(
+        raise IndexCorruptError(
             f"{path} is not an Article Assistant file; run "
             "`assistant index --rebuild` or choose another ASSISTANT_HOME."
         )
@@ -72,8 +75,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def home_id(settings: Settings) -> str:
     """A short id for this home, so several homes can share one Chroma server."""
     path = settings.home / "home.json"
-    data = _read_json(path)
-    if data is None:
+    try:
+        data = _read_json(path)
+    except IndexCorruptError:
+        data = None  # only names this home's collections; the served one is in its catalog
+    if data is None or not isinstance(data.get("id"), str):
         settings.home.mkdir(parents=True, exist_ok=True)
         data = {"id": secrets.token_hex(4), "created": datetime.now(UTC).isoformat()}
         _write_json_atomic(path, data)
@@ -81,8 +87,40 @@ def home_id(settings: Settings) -> str:
 
 
 def active_generation(settings: Settings) -> str | None:
-    data = _read_json(settings.home / ACTIVE_FILE)
-    return str(data["generation"]) if data else None
+    path = settings.home / ACTIVE_FILE
+    data = _read_json(path)
+    if data is None:
+        return None
+    generation = data.get("generation")
+    if not isinstance(generation, str) or not _GENERATION.fullmatch(generation):
+        raise IndexCorruptError(
+            f"{path} names no valid index generation ({generation!r}); this ASSISTANT_HOME "
+            f"looks corrupted or belongs to another program. {REBUILD_HINT}"
+        )
+    return generation
+
+
+def _check_catalog(path: Path) -> None:
+    """Refuse a catalog file that is missing, damaged or not ours, without writing to it."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise StoreUnavailableError(f"cannot read the index catalog {path}: {exc}") from exc
+        row = None
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        raise IndexCorruptError(
+            f"the index catalog {path} is damaged ({exc}). {REBUILD_HINT}"
+        ) from exc
+    if row is None:
+        raise IndexCorruptError(
+            f"{path} is not an Article Assistant catalog (it records no embedding model). "
+            f"{REBUILD_HINT}"
+        )
 
 
 class Index:
@@ -103,11 +141,13 @@ class Index:
         generation = active_generation(settings)
         if generation is None:
             return None
-        if not (settings.home / "generations" / generation / "catalog.sqlite").exists():
-            raise StoreUnavailableError(
+        catalog = settings.home / "generations" / generation / "catalog.sqlite"
+        if not catalog.exists():
+            raise IndexCorruptError(
                 f"{settings.home} points at index generation {generation!r}, which is missing. "
-                "Run `assistant index --rebuild` to rebuild it."
+                f"{REBUILD_HINT}"
             )
+        _check_catalog(catalog)
         index = cls(settings, generation)
         if check:
             index.check_settings()
@@ -159,7 +199,9 @@ class Index:
     def vectors(self) -> VectorStore:
         if self._vectors is None:
             name = self.catalog.get_meta("collection") or self.collection_name
-            self._vectors = VectorStore(self.settings, name)
+            self._vectors = VectorStore(
+                self.settings, name, must_exist=self.catalog.counts()[1] > 0
+            )
         return self._vectors
 
     def status(self) -> IndexStatus:

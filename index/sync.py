@@ -10,21 +10,24 @@ generation and switches to it only when it is complete.
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from tqdm import tqdm
 
-from assistant.errors import IndexMismatchError, LoadError
+from assistant.errors import ConfigError, IndexMismatchError, LoadError
 from assistant.settings import Settings
 from index.catalog import SourceState
 from index.chunking import embedding_text
-from index.loaders import LoadResult, iter_article_files, load_file, load_url
+from index.loaders import NOT_A_FILE, LoadResult, iter_article_files, load_file, load_url
 from index.locking import sync_lock
 from index.records import Article, Chunk, FailedSource, SyncReport
-from index.store import Index, collect_garbage
+from index.store import ACTIVE_FILE, Index, IndexCorruptError, collect_garbage
 
 Progress = Callable[[int, int, str], None]
 _EMBED_GROUP = 256  # chunks embedded (and committed) per step: bounds memory and lost work
@@ -56,14 +59,28 @@ def sync(
 ) -> SyncReport:
     """Sync ``sources`` (folders, files, URLs; default: every source synced before)."""
     with sync_lock(settings.home, wait=wait):
-        current = Index.open(settings, check=False)
+        try:
+            current = Index.open(settings, check=False)
+            known_roots = _known_roots(current)
+        except IndexCorruptError:
+            if not rebuild:
+                raise
+            current, known_roots = None, _salvage_roots(settings, sources)
         if current is not None:
             try:
                 current.check_settings()
+                if not rebuild:
+                    current.vectors.count()  # can the vectors still be read?
             except IndexMismatchError:
                 rebuild = True  # new model or chunking: re-embed into a fresh generation
-        known_roots = _known_roots(current)
+            except IndexCorruptError:
+                rebuild = True  # damaged vectors (a killed write): re-embed into a fresh one
         roots = [_normalise(s) for s in sources] if sources else known_roots
+        if rebuild and not roots and current is not None and current.catalog.counts()[0]:
+            raise ConfigError(
+                f"the index in {settings.home} records no sources to rebuild from; run "
+                "`assistant index --rebuild PATH` with the folders (or URLs) of the articles"
+            )
         if current is None or rebuild:
             collect_garbage(settings)
             target = Index.create(settings)
@@ -85,9 +102,36 @@ def sync(
 
 
 def _known_roots(index: Index | None) -> list[str]:
+    """Sources synced before: the roots of recorded files, and those of a sync that died
+    before it could record its files (they are written only once all is committed)."""
     if index is None:
         return []
-    return list(dict.fromkeys(s.root for s in index.catalog.sources().values()))
+    pending = json.loads(index.catalog.get_meta("pending_roots") or "[]")
+    return list(dict.fromkeys([*(s.root for s in index.catalog.sources().values()), *pending]))
+
+
+def _salvage_roots(settings: Settings, sources: Sequence[str] | None) -> list[str]:
+    """Rebuilding a damaged home: the sources synced before, from any generation whose catalog
+    still reads. Then the broken pointer goes, so the rebuild starts as a first index."""
+    roots: list[str] = []
+    for catalog in sorted((settings.home / "generations").glob("*/catalog.sqlite")):
+        try:
+            db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+            try:
+                roots += [r[0] for r in db.execute("SELECT DISTINCT root FROM sources")]
+                row = db.execute("SELECT value FROM meta WHERE key = 'pending_roots'").fetchone()
+                roots += json.loads(row[0]) if row else []
+            finally:
+                db.close()
+        except (sqlite3.Error, ValueError):
+            continue
+    if not sources and not roots:
+        raise ConfigError(
+            f"the index in {settings.home} is damaged and the list of its sources is lost; "
+            "run `assistant index --rebuild PATH` with the folders (or URLs) of the articles"
+        )
+    (settings.home / ACTIVE_FILE).unlink(missing_ok=True)
+    return list(dict.fromkeys(roots))
 
 
 def _normalise(source: str) -> str:
@@ -108,6 +152,9 @@ class _Syncer:
         self.dirty = False
 
     def run(self, roots: list[str]) -> SyncReport:
+        # Recorded first: should this sync die, the next bare `assistant index` resumes them.
+        earlier = json.loads(self.catalog.get_meta("pending_roots") or "[]")
+        self.catalog.set_meta(pending_roots=json.dumps(list(dict.fromkeys([*earlier, *roots]))))
         if self.catalog.get_meta("dirty") == "1":
             self._collect_orphans()
         known = self.catalog.sources()
@@ -116,7 +163,8 @@ class _Syncer:
         self._embed_and_commit()
         for state in self.done_files:
             self.catalog.set_source(state)
-        self.catalog.set_meta(dirty="0")
+        left = [r for r in earlier if r not in roots]  # a died sync's roots not synced now
+        self.catalog.set_meta(dirty="0", pending_roots=json.dumps(left))
         return self.report
 
     # --- phase 1: find what changed --------------------------------------------------------
@@ -157,6 +205,11 @@ class _Syncer:
             self._scan_file(origin, root, known.get(origin))
 
     def _scan_file(self, origin: str, root: str, state: SourceState | None) -> None:
+        try:
+            origin.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in a file name: the catalog needs text
+            self._fail(origin, "file name is not valid UTF-8; rename the file to index it")
+            return
         stat = None if is_url(origin) else _stat(origin)
         if state and stat and (state.mtime_ns, state.size) == stat and state.root == root:
             self.report.unchanged += len(self.catalog.articles(origin))
@@ -331,7 +384,10 @@ def _stat(origin: str) -> tuple[int, int] | None:
 
 def _digest(origin: str, max_bytes: int) -> str:
     path = Path(origin)
-    if path.stat().st_size > max_bytes:
+    st = path.stat()
+    if not S_ISREG(st.st_mode):  # reading a pipe or /dev/zero would never end
+        raise LoadError(origin, NOT_A_FILE)
+    if st.st_size > max_bytes:
         return "too-large"
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

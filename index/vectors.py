@@ -16,6 +16,11 @@ from assistant.settings import Settings
 _WRITE_BATCH = 1000
 
 
+class IndexCorruptError(StoreUnavailableError):
+    """The index files under ASSISTANT_HOME (or its vectors) are damaged or not ours; a rebuild
+    replaces them."""
+
+
 def connect(settings: Settings) -> Any:
     """A Chroma client for the settings, with a clear error when the server is down."""
     import chromadb
@@ -40,15 +45,19 @@ def _unavailable(settings: Settings, exc: Exception) -> str:
             f"{exc}). Start it (e.g. `chroma run --path DIR --port {settings.chroma_port}`) or unset "
             "ASSISTANT_CHROMA_HOST to use the embedded store."
         )
-    return f"cannot open the vector store at {settings.store_location}: {exc}"
+    return (
+        f"cannot open the vector store at {settings.store_location}: {exc}. If it is damaged, "
+        "move that folder aside and run `assistant index --rebuild` to rebuild it."
+    )
 
 
 class VectorStore:
     """Chunk vectors with flat metadata for filtering (``published`` as an int yyyymmdd)."""
 
-    def __init__(self, settings: Settings, collection: str) -> None:
+    def __init__(self, settings: Settings, collection: str, *, must_exist: bool = False) -> None:
         self.settings = settings
         self.name = collection
+        self.must_exist = must_exist  # the catalog lists chunks: an empty new one would hide it
         self._client = connect(settings)
         self._collection: Any = None
 
@@ -58,10 +67,38 @@ class VectorStore:
         except Exception as exc:
             if _is_connection_error(exc):
                 raise StoreUnavailableError(_unavailable(self.settings, exc)) from exc
+            if _is_damage(exc):
+                # Chroma's embedded HNSW files are not written atomically: a process killed
+                # while persisting them can leave a collection that no read can load again.
+                raise IndexCorruptError(
+                    f"the vectors of this index (collection {self.name} in "
+                    f"{self.settings.store_location}) are damaged and cannot be read ({exc}); a "
+                    "process was probably killed while writing them. Run `assistant index`: "
+                    "it re-embeds the articles into a fresh index (or `assistant index --rebuild`)."
+                ) from exc
             raise
 
     @property
     def collection(self) -> Any:
+        if self._collection is None and self.must_exist:
+            from chromadb.errors import NotFoundError
+
+            try:
+                self._collection = self._guard(
+                    "open", self._client.get_collection, self.name, embedding_function=None
+                )
+            except NotFoundError as exc:
+                where = (
+                    "that server (or point ASSISTANT_CHROMA_HOST back at the one that holds it)"
+                    if self.settings.chroma_host
+                    else "this home"
+                )
+                raise StoreUnavailableError(
+                    f"the vectors of this index (collection {self.name}) are missing from "
+                    f"{self.settings.store_location}: the vector store was reset, replaced or "
+                    f"is another one. Run `assistant index --rebuild` to re-embed the articles "
+                    f"into {where}."
+                ) from exc
         if self._collection is None:
             self._collection = self._guard(
                 "open",
@@ -140,6 +177,13 @@ def drop_collections(settings: Settings, prefix: str, keep: set[str]) -> list[st
             client.delete_collection(name)
             dropped.append(name)
     return dropped
+
+
+def _is_damage(exc: Exception) -> bool:
+    """Chroma's own failure to load or apply its files (not a bad request of ours)."""
+    from chromadb.errors import InternalError
+
+    return isinstance(exc, InternalError)
 
 
 def _is_connection_error(exc: Exception) -> bool:

@@ -18,18 +18,80 @@ from pathlib import Path
 
 from assistant.settings import Settings
 from index.chunking import embedding_text
-from index.store import Index
+from index.store import Index, IndexCorruptError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WORDS = (
-    "government minister council budget tariff market shares profit election voters court judge "
-    "ruling police storm flood harvest farmers bank rates inflation talks summit treaty ports "
-    "shipping strike union workers school teachers hospital patients doctors vaccine study "
-    "researchers climate energy prices fuel railway airline airport bridge river city village "
-    "mayor company executive investors bond yields exports imports factory jobs wages housing "
-    "rents museum festival team coach league season goals"
-).split()
+WORDS = [
+    "government",
+    "minister",
+    "council",
+    "budget",
+    "tariff",
+    "market",
+    "shares",
+    "profit",
+    "election",
+    "voters",
+    "court",
+    "judge",
+    "ruling",
+    "police",
+    "storm",
+    "flood",
+    "harvest",
+    "farmers",
+    "bank",
+    "rates",
+    "inflation",
+    "talks",
+    "summit",
+    "treaty",
+    "ports",
+    "shipping",
+    "strike",
+    "union",
+    "workers",
+    "school",
+    "teachers",
+    "hospital",
+    "patients",
+    "doctors",
+    "vaccine",
+    "study",
+    "researchers",
+    "climate",
+    "energy",
+    "prices",
+    "fuel",
+    "railway",
+    "airline",
+    "airport",
+    "bridge",
+    "river",
+    "city",
+    "village",
+    "mayor",
+    "company",
+    "executive",
+    "investors",
+    "bond",
+    "yields",
+    "exports",
+    "imports",
+    "factory",
+    "jobs",
+    "wages",
+    "housing",
+    "rents",
+    "museum",
+    "festival",
+    "team",
+    "coach",
+    "league",
+    "season",
+    "goals",
+]
 
 
 def name_of(i: int, version: int) -> str:
@@ -73,11 +135,16 @@ class Corpus:
 
     def _body(self, i: int) -> str:
         """The text of version ``_version[i]`` of article ``i``: the same every time it is asked."""
-        rng, name = random.Random(f"{self.seed}:{i}:{self._version[i]}"), name_of(i, self._version[i])
+        rng, name = (
+            random.Random(f"{self.seed}:{i}:{self._version[i]}"),
+            name_of(i, self._version[i]),
+        )
         sentences = []
         for s in range(rng.randint(6, 18)):
             words = rng.choices(WORDS, k=rng.randint(8, 16))
-            words.insert(rng.randrange(len(words)), name if s % 3 == 0 else str(rng.randint(1, 999)))
+            words.insert(
+                rng.randrange(len(words)), name if s % 3 == 0 else str(rng.randint(1, 999))
+            )
             sentences.append(" ".join(words).capitalize() + ".")
         # Paragraphs, so the sentence splitter and chunker see real structure.
         cut = len(sentences) // 2
@@ -156,6 +223,7 @@ class Snapshot:
     article_ids: set[str]
     chunk_ids: set[str]
     orphans: int = 0
+    damaged: bool = False  # the vectors cannot be read (Chroma's files broken by a kill)
 
 
 def catalog_rows(index: Index) -> tuple[dict[str, tuple[str, str, int]], list[tuple]]:
@@ -217,7 +285,17 @@ def check_index(
                 )
         catalog_ids = {r[0] for r in chunks}
 
+        origins = {origin for origin, _, _ in articles.values()}
         vectors = index.vectors
+        try:
+            vectors.count()
+        except IndexCorruptError as exc:
+            # Chroma's embedded HNSW files are not written atomically, so a kill can break a
+            # collection for good. Then the index must say so and how to heal, never answer
+            # from half an index; the next sync re-embeds (checked by the caller).
+            assert not complete, f"a complete sync left damaged vectors: {exc}"
+            assert "assistant index" in str(exc)
+            return Snapshot(index.generation, origins, set(articles), set(), damaged=True)
         stored = vectors.collection.get(include=["documents", "metadatas"])
         docs = dict(zip(stored["ids"], stored["documents"], strict=True))
         metas = dict(zip(stored["ids"], stored["metadatas"], strict=True))
@@ -241,7 +319,6 @@ def check_index(
                 query = embedding_text(str(metas[chunk_id]["title"]), docs[chunk_id])
                 found = {d.metadata["chunk_id"] for d in retriever.invoke(query)}
                 assert found <= catalog_ids, f"retrieval returned uncommitted chunks {found}"
-        origins = {origin for origin, _, _ in articles.values()}
         if complete:
             assert corpus is not None
             assert not orphans, f"{len(orphans)} orphan vectors survived a complete sync"
@@ -303,7 +380,9 @@ class Run:
     stderr: str
 
 
-def run_cli(cmd: list[str], home: Path, kill_after: float | None = None, timeout: float = 300) -> Run:
+def run_cli(
+    cmd: list[str], home: Path, kill_after: float | None = None, timeout: float = 300
+) -> Run:
     """Run the CLI; with ``kill_after``, SIGKILL it that many seconds after it takes the sync
     lock (the moment its work starts), if it is still running then."""
     started = time.monotonic()

@@ -25,6 +25,7 @@ from index.sync import sync
 from .conftest import SAMPLE
 from .reliability_support import (
     Corpus,
+    Run,
     check_index,
     cli_command,
     forget_open_stores,
@@ -60,8 +61,9 @@ def test_questions_are_answered_while_a_sync_runs(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", embedding_model="fake")
     corpus = Corpus.create(tmp_path / "articles", 60, seed=7, jsonl_records=0)
     sync(settings, [str(corpus.folder)], show_bar=False)
-    generation = open_index(settings).generation
-    index_dir = settings.home / "generations" / generation
+    index = open_index(settings)
+    index_dir = settings.home / "generations" / index.generation
+    before = {a.article_id for a in index.catalog.articles()}  # the ones an update may replace
     first_new = max(corpus.ids()) + 1
     corpus.mutate(add=200, change=30, delete=0)
     targets = [name_of(i, 0) for i in range(first_new, first_new + 200)]
@@ -83,15 +85,16 @@ def test_questions_are_answered_while_a_sync_runs(tmp_path: Path) -> None:
                 else:
                     events = list(stream_answer(f"Where was {name}?", settings=settings))
                     assert all(isinstance(e, str) for e in events[:-1])
-                    result = events[-1]
-                    assert isinstance(result, Answer)
+                    last = events[-1]
+                    assert isinstance(last, Answer)
+                    result = last
                 latencies.append(time.monotonic() - started)
                 assert result.text
                 for c in result.citations:
                     origin, n_chunks, rows = committed(index_dir, c.article_id)
-                    # Gone only if a newer version of the same file replaced it since.
+                    # Gone only if it was an old version that an update replaced since.
                     if origin is None:
-                        assert any(c.article_id != a for a in corpus.versions), c
+                        assert c.article_id in before, f"{c.chunk_id} was never committed"
                         continue
                     assert rows == n_chunks > 0, f"{origin}: {rows} of {n_chunks} chunks visible"
                     assert c.chunk_id.startswith(f"{c.article_id}:")
@@ -127,11 +130,11 @@ def test_questions_are_answered_while_a_sync_runs(tmp_path: Path) -> None:
 def test_second_cli_sync_refuses_then_waits(tmp_path: Path) -> None:
     """While one `assistant index` runs: a second refuses with a clear message (exit 1, no
     report), a third with --wait waits its turn; the index ends whole."""
-    corpus = Corpus.create(tmp_path / "articles", 300, seed=11)
+    corpus = Corpus.create(tmp_path / "articles", 400, seed=11)
     home = tmp_path / "home"
     settings = Settings(home=home, embedding_model="fake")
     cmd = cli_command(home, str(corpus.folder))
-    first: list = []
+    first: list[Run] = []
     runner = threading.Thread(target=lambda: first.append(run_cli(cmd, home)))
     runner.start()
     deadline = time.monotonic() + 60
@@ -141,23 +144,17 @@ def test_second_cli_sync_refuses_then_waits(tmp_path: Path) -> None:
             break
         time.sleep(0.005)
     second = run_cli(cmd, home)
-    corpus.mutate(add=5, change=5, delete=2)
     third = run_cli(cli_command(home, str(corpus.folder), "--wait", "120"), home)
     runner.join(300)
-    assert first and report_of(first[0])["added"] >= 300
-    if second.returncode != 0:  # refused: the first still held the lock
-        assert second.returncode == 1
-        assert "another sync is running" in second.stderr and "Traceback" not in second.stderr
-        assert not second.stdout.strip()
-        refused = True
-    else:  # the first finished before the second looked (slow start-up): it just synced
-        refused = False
+    assert first and report_of(first[0])["added"] >= 400
+    # The first holds the lock for seconds after the second starts: the second must refuse.
+    assert second.returncode == 1, second.stdout
+    assert "another sync is running" in second.stderr and "Traceback" not in second.stderr
+    assert not second.stdout.strip()
     assert third.returncode == 0, third.stderr[-2000:]
-    report_of(third)
+    assert report_of(third)["added"] == 0  # it waited for the first, then found all done
     forget_open_stores()
     check_index(settings, corpus, complete=True)
-    print(f"\nsecond sync refused while the first ran: {refused}")
-    assert refused, "the second sync ran beside the first instead of refusing"
 
 
 def test_two_syncs_started_together_never_corrupt(tmp_path: Path) -> None:
@@ -170,9 +167,9 @@ def test_two_syncs_started_together_never_corrupt(tmp_path: Path) -> None:
     for round_ in range(3):
         if round_:
             corpus.mutate(add=20, change=40, delete=5, jsonl=True)
-        runs: list = [None, None]
+        runs: list[Run | None] = [None, None]
 
-        def go(slot: int) -> None:
+        def go(slot: int, runs: list[Run | None] = runs) -> None:
             runs[slot] = run_cli(cli_command(home, str(corpus.folder)), home)
 
         threads = [threading.Thread(target=go, args=(s,)) for s in (0, 1)]
@@ -180,9 +177,11 @@ def test_two_syncs_started_together_never_corrupt(tmp_path: Path) -> None:
             t.start()
         for t in threads:
             t.join(300)
-        codes = sorted(r.returncode for r in runs)
-        assert codes in ([0, 0], [0, 1]), [r.stderr[-1000:] for r in runs]
-        for r in runs:
+        done = [r for r in runs if r is not None]
+        assert len(done) == 2
+        codes = sorted(r.returncode for r in done)
+        assert codes in ([0, 0], [0, 1]), [r.stderr[-1000:] for r in done]
+        for r in done:
             if r.returncode == 1:
                 assert "another sync is running" in r.stderr and "Traceback" not in r.stderr
                 refusals += 1
@@ -201,7 +200,9 @@ def test_in_process_syncs_refuse_or_wait(fake_settings: Settings, tmp_path: Path
         def progress(done: int, total: int, message: str) -> None:
             started.set()
 
-        results.append(sync_articles([str(corpus.folder)], settings=fake_settings, progress=progress))
+        results.append(
+            sync_articles([str(corpus.folder)], settings=fake_settings, progress=progress)
+        )
 
     t = threading.Thread(target=first)
     t.start()
@@ -244,8 +245,9 @@ def test_twenty_concurrent_users_get_correct_answers(real_settings: Settings) ->
                 result = answer(question, settings=real_settings)
             else:
                 events = list(stream_answer(question, settings=real_settings))
-                result = events[-1]
-                assert isinstance(result, Answer)
+                last = events[-1]
+                assert isinstance(last, Answer)
+                result = last
             out.append((question, result, time.monotonic() - started))
         return out
 
@@ -270,3 +272,30 @@ def test_twenty_concurrent_users_get_correct_answers(real_settings: Settings) ->
         f"p50 {statistics.median(latencies):.2f} s, p95 {p95(latencies):.2f} s, "
         f"max {max(latencies):.2f} s"
     )
+
+
+def test_answers_see_articles_another_process_indexed(tmp_path: Path) -> None:
+    """The UI keeps answering in its process while `assistant index` runs in another: the new
+    articles become citable there without a restart, and the old ones stay whole.
+
+    (With embedded Chroma the serving process's dense side only catches up with the other
+    process's vectors when it reopens or writes itself; lexical search reads the catalog, so
+    the new articles are found anyway. A Chroma server has no such lag.)"""
+    settings = Settings(home=tmp_path / "home", embedding_model="fake")
+    first = Corpus.create(tmp_path / "first", 20, seed=21, jsonl_records=0)
+    sync_articles([str(first.folder)], settings=settings)
+
+    def cites(name: str) -> bool:
+        result = answer(f"What happened with {name}?", settings=settings)
+        catalog = open_index(settings).catalog
+        texts = [(catalog.article_text(c.article_id) or "").lower() for c in result.citations]
+        return any(name.lower() in text for text in texts)
+
+    assert cites(first.question()[1])
+    second = Corpus.create(tmp_path / "second", 20, seed=22, jsonl_records=0)
+    second._next = 1000  # names of its own
+    second.mutate(add=5, change=0, delete=0)
+    run = run_cli(cli_command(settings.home, str(second.folder)), settings.home)
+    assert report_of(run)["added"] == 25
+    assert all(cites(name_of(i, 0)) for i in range(1001, 1006))
+    forget_open_stores()

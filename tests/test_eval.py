@@ -146,6 +146,20 @@ def test_rank_accuracy_and_citation_precision() -> None:
     assert not answer_correct("anything", None)
 
 
+def test_timings_start_without_cached_question_vectors() -> None:
+    from assistant.baseline import forget_cached_queries
+    from index.embeddings import FakeTokenizingEmbeddings
+
+    class Cached(FakeTokenizingEmbeddings):
+        _queries: dict[str, list[float]]
+
+    embedder = Cached()
+    embedder._queries = {"q": [1.0]}
+    forget_cached_queries(embedder)
+    assert embedder._queries == {}
+    forget_cached_queries(FakeTokenizingEmbeddings())  # no cache: nothing to do
+
+
 def test_percentile_interpolates() -> None:
     assert percentile([], 50) is None
     assert percentile([5.0], 95) == 5.0
@@ -205,6 +219,28 @@ def test_table_ratio_and_report_files(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "r.json").read_text())[1]["rank"] is None
     write_rows(tmp_path / "r.csv", rows)
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == "question,rank"
+
+
+def test_eval_on_the_current_index_with_the_fake_embedder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--use-current asks the index already built; the tutorial indexes that index's sources."""
+    from assistant.api import sync_articles
+    from assistant.evaluation import main
+    from assistant.settings import Settings
+
+    settings = Settings(home=tmp_path / "home", embedding_model="fake")
+    questions = tiny_corpus(tmp_path / "corpus")
+    sync_articles([str(tmp_path / "corpus" / "news")], settings=settings)
+    report = tmp_path / "report.json"
+    argv = [str(questions), "--use-current", "--baseline", "--limit", "2", "--json"]
+    assert main([*argv, "--report", str(report)], settings) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["questions"] == 2 and summary["ours"]["index_seconds"] is None
+    assert summary["ours"]["articles"] == summary["tutorial"]["articles"] == 4
+    rows = json.loads(report.read_text(encoding="utf-8"))
+    assert [r["question"] for r in rows] == [q["question"] for q in QUESTIONS[:2]]
+    assert {"rank", "correct", "tutorial_rank", "tutorial_text"} <= set(rows[0])
 
 
 @pytest.mark.integration

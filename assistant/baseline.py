@@ -71,9 +71,9 @@ def forget_cached_queries(embeddings: Embeddings) -> None:
     a question asked twice costs no embedding the second time; a user's new question always
     does, so every timing must start without it (and the tutorial must not reuse ours).
     """
-    cache = getattr(embeddings, "_queries", None)
-    if isinstance(cache, dict):
-        cache.clear()
+    clear = getattr(embeddings, "clear_query_cache", None)
+    if callable(clear):
+        clear()
 
 
 def _as_document(article: Article) -> Document:

@@ -117,11 +117,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 7860)")
     p.add_argument("--auth", help="require a login: user:password (ASSISTANT_UI_AUTH)")
 
-    p = sub.add_parser("eval", parents=[common], help="measure answer quality on a question set")
-    p.add_argument("questions", help="JSONL questions file")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the evaluation")
-    p = sub.add_parser("bench", parents=[common], help="measure indexing and query speed")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
+    from assistant import benchmark, evaluation
+
+    evaluation.add_arguments(
+        sub.add_parser(
+            "eval",
+            parents=[common],
+            help="measure answer quality on a question set",
+            description=evaluation.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    benchmark.add_arguments(
+        sub.add_parser(
+            "bench",
+            parents=[common],
+            help="measure indexing and query speed",
+            description=benchmark.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -157,7 +172,7 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {_printable(item.path)}: {_printable(item.error)}", file=sys.stderr)
     for item in report.duplicates:
         print(
-            f"skipped duplicate: {_printable(item.path)}: {_printable(item.error)}",
+            f"duplicate: {_printable(item.path)}: {_printable(item.error)}",
             file=sys.stderr,
         )
     if args.json:
@@ -208,15 +223,15 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.evaluation import main as eval_main
+    from assistant.evaluation import run
 
-    return int(eval_main([args.questions, *args.rest], settings))
+    return run(args, settings)
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.benchmark import main as bench_main
+    from assistant.benchmark import run
 
-    return int(bench_main(list(args.rest), settings))
+    return run(args, settings)
 
 
 COMMANDS = {

@@ -309,8 +309,8 @@ CORPUS_HELP = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="assistant eval", description=__doc__.split("\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``assistant eval``; the CLI's subcommand shows them in its ``--help``."""
     p.add_argument("questions", type=Path, help="JSONL questions file")
     p.add_argument("--corpus", action="append", metavar="DIR", help=CORPUS_HELP)
     p.add_argument(
@@ -372,11 +372,21 @@ def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[st
     return summary
 
 
+def _parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(prog="assistant eval", description=__doc__.split("\n")[0])
+    )
+
+
 def main(argv: Sequence[str], settings: Settings) -> int:
-    """Entry point of ``assistant eval``; returns the exit code."""
+    """Entry point for a list of arguments; returns the exit code."""
+    return run(_parser().parse_args([a for a in argv if a != "--"]), settings)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``assistant eval`` with parsed arguments; returns the exit code."""
     from assistant.benchmark import format_table, write_rows
 
-    args = _parser().parse_args([a for a in argv if a != "--"])
     with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
         summary = evaluate(args, settings, Path(tmp))
     rows = summary.pop("rows")

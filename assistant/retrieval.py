@@ -72,8 +72,23 @@ class HybridRetriever(BaseRetriever):
         lexical_score = dict(lexical)
         return [
             _to_document(stored[i], score, dense_score.get(i), lexical_score.get(i))
-            for i, score in fused[: self.k]
+            for i, score in _distinct(fused, stored)[: self.k]
         ]
+
+
+def _distinct(
+    fused: list[tuple[str, float]], stored: dict[str, StoredChunk]
+) -> list[tuple[str, float]]:
+    """Keep the best-ranked of identical passages: a story filed twice (the BBC corpus has
+    about a hundred such copies) must not fill two of the k slots with the same words."""
+    seen: set[str] = set()
+    kept = []
+    for chunk_id, score in fused:
+        key = " ".join(stored[chunk_id].text.split())
+        if key not in seen:
+            seen.add(key)
+            kept.append((chunk_id, score))
+    return kept
 
 
 def _to_document(

@@ -192,8 +192,13 @@ class Catalog:
             )
         return [StoredArticle(*r) for r in rows]
 
-    def article_by_text(self, text_sha: str) -> StoredArticle | None:
-        rows = self._rows(f"SELECT {_ARTICLE_COLS} FROM articles WHERE text_sha = ?", (text_sha,))
+    def article_by_text(self, text_sha: str, *, outside: str = "") -> StoredArticle | None:
+        """An article with this text stored from another source file than ``outside``."""
+        rows = self._rows(
+            f"SELECT {_ARTICLE_COLS} FROM articles WHERE text_sha = ? AND source_file != ?"
+            " ORDER BY origin LIMIT 1",
+            (text_sha, outside),
+        )
         return StoredArticle(*rows[0]) if rows else None
 
     def article_text(self, article_id: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from abc import abstractmethod
 from collections.abc import Sequence
 from functools import cached_property
@@ -37,6 +38,9 @@ class TokenizingEmbeddings(Embeddings):
         return [len(self.token_spans(t)) for t in texts]
 
 
+_QUERY_CACHE_SIZE = 256
+
+
 class SentenceTransformerEmbeddings(TokenizingEmbeddings):
     """all-MiniLM-L6-v2 (bundled) or any sentence-transformers model, loaded lazily once."""
 
@@ -45,6 +49,7 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         self.batch_size = batch_size
         self.allow_downloads = allow_downloads
         self._queries: dict[str, list[float]] = {}
+        self._queries_lock = threading.Lock()  # the UI answers several users at once
 
     @cached_property
     def _model(self) -> Any:
@@ -112,13 +117,20 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
 
     def embed_query(self, text: str) -> list[float]:
         # Retrieval and the answerer both need the question's vector: compute it once.
-        cached = self._queries.get(text)
+        with self._queries_lock:
+            cached = self._queries.get(text)
         if cached is None:
             cached = self._encode([text])[0]
-            if len(self._queries) >= 256:
-                self._queries.pop(next(iter(self._queries)))
-            self._queries[text] = cached
+            with self._queries_lock:
+                while len(self._queries) >= _QUERY_CACHE_SIZE:
+                    self._queries.pop(next(iter(self._queries)))
+                self._queries[text] = cached
         return cached
+
+    def clear_query_cache(self) -> None:
+        """Forget remembered question vectors, so a timed call pays for its embedding."""
+        with self._queries_lock:
+            self._queries.clear()
 
 
 class FakeTokenizingEmbeddings(TokenizingEmbeddings):

@@ -24,11 +24,13 @@ class Article:
     published: date | None = None
     url: str | None = None
     author: str | None = None
+    duplicate_of: str | None = None  # origin of an indexed article with the same text
 
     @property
     def id(self) -> str:
         """Content address of everything indexed (text and metadata): any change is a new id,
-        so an update never overwrites the chunks of the version still being served."""
+        so an update never overwrites the chunks of the version still being served. A copy of
+        another article's text also hashes its own origin, so both files keep distinct ids."""
         parts = [
             self.title,
             self.source or "",
@@ -37,6 +39,8 @@ class Article:
             self.author or "",
             self.text,
         ]
+        if self.duplicate_of:
+            parts.append(f"copy at {self.origin}")
         return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
     @property

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG
 
@@ -246,17 +246,25 @@ class _Syncer:
         old_ids = {a.article_id for a in old.values()}
         kept: set[str] = set()
         for article in result.articles:
-            if article.id in old_ids:
+            if article.id in old_ids and article.id not in kept:
                 self.report.unchanged += 1
                 kept.add(article.id)
+                self.seen_text.setdefault(article.text_sha, article.origin)
                 continue
             owner = self.seen_text.get(article.text_sha) or self._owner(article, source_file)
             if owner:
+                # Indexed as its own article (its file and title stay findable); the retriever
+                # collapses identical passages, so a copy never takes a second answer slot.
+                article = replace(article, duplicate_of=owner)
+                if article.id in old_ids and article.id not in kept:
+                    self.report.unchanged += 1
+                    kept.add(article.id)
+                    continue
                 self.report.duplicates.append(
-                    FailedSource(article.origin, f"same text as {owner}; indexed once")
+                    FailedSource(article.origin, f"same text as {owner}; answers cite one copy")
                 )
-                continue
-            self.seen_text[article.text_sha] = article.origin
+            else:
+                self.seen_text[article.text_sha] = article.origin
             previous = old.get(article.origin)
             if previous and previous.article_id not in kept:
                 kept.add(previous.article_id)
@@ -277,10 +285,8 @@ class _Syncer:
                 self._remove_article(stored.article_id, stored.n_chunks)
 
     def _owner(self, article: Article, source_file: str) -> str | None:
-        stored = self.catalog.article_by_text(article.text_sha)
-        if stored and stored.source_file != source_file:
-            return stored.origin
-        return None
+        stored = self.catalog.article_by_text(article.text_sha, outside=source_file)
+        return stored.origin if stored else None
 
     def _remove_file(self, origin: str) -> None:
         for stored in self.catalog.articles(origin):

@@ -77,3 +77,17 @@ def test_bench_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (scale,) = result["scale"]
     assert scale["size"] == 30 and scale["articles"] == 30 and scale["disk_mb"] > 0
     assert not (tmp_path / "corpus" / "news" / "chess.txt").read_text().endswith("changed.\n")
+
+
+def test_cli_passes_bench_and_eval_options_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`assistant bench --corpus X` reaches the benchmark (it once fell into a REMAINDER)."""
+    from assistant.cli import main as cli_main
+
+    missing = tmp_path / "nowhere"
+    assert cli_main(["bench", "--corpus", str(missing), "--no-baseline"]) == 2
+    assert f"corpus {missing} not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["eval", "--help"])
+    assert "--baseline" in capsys.readouterr().out

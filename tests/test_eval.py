@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -148,15 +149,21 @@ def test_rank_accuracy_and_citation_precision() -> None:
 
 def test_timings_start_without_cached_question_vectors() -> None:
     from assistant.baseline import forget_cached_queries
-    from index.embeddings import FakeTokenizingEmbeddings
+    from index.embeddings import FakeTokenizingEmbeddings, SentenceTransformerEmbeddings
 
-    class Cached(FakeTokenizingEmbeddings):
-        _queries: dict[str, list[float]]
+    calls: list[list[str]] = []
 
-    embedder = Cached()
-    embedder._queries = {"q": [1.0]}
+    class Counting(SentenceTransformerEmbeddings):
+        def _encode(self, texts: Sequence[str]) -> list[list[float]]:  # no model needed
+            calls.append(list(texts))
+            return [[float(len(t))] for t in texts]
+
+    embedder = Counting("unused")
+    assert embedder.embed_query("q") == embedder.embed_query("q") == [1.0]
+    assert calls == [["q"]]  # the second ask reused the vector
     forget_cached_queries(embedder)
-    assert embedder._queries == {}
+    embedder.embed_query("q")
+    assert calls == [["q"], ["q"]]  # a timed call after forgetting pays for its embedding
     forget_cached_queries(FakeTokenizingEmbeddings())  # no cache: nothing to do
 
 

@@ -187,7 +187,7 @@ def test_cli_reports_hostile_files_one_line_each(tmp_path: Path) -> None:
     assert any("forged" in f["path"] for f in report["failed"])
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == len(report["failed"]) + len(report["duplicates"]), lines
-    assert all(line.startswith(("error: ", "skipped duplicate: ")) for line in lines), lines
+    assert all(line.startswith(("error: ", "duplicate: ")) for line in lines), lines
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert any("\\x1b]0;owned\\x07\\nerror: forged.txt" in line for line in lines), lines
 

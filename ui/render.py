@@ -219,7 +219,9 @@ def sync_summary_html(
     dups = getattr(report, "duplicates", []) if report is not None else []
     if dups:
         items = "".join(f"<li>{esc(_display_path(d.path))}: {esc(d.error)}</li>" for d in dups)
-        rows.append(f"<p><strong>Duplicates (indexed once):</strong></p><ul>{items}</ul>")
+        rows.append(
+            f"<p><strong>Duplicates (same text as another article; answers cite one copy):</strong></p><ul>{items}</ul>"
+        )
     return f"<div class='aa-summary'>{''.join(rows)}</div>"
 
 

@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         default=None, description="'user:password' to require a login in the UI."
     )
     max_upload_mb: float = Field(default=20.0, gt=0, description="Largest file the UI accepts.")
+    ui_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Questions the UI answers at once (one per core is enough: the model is shared).",
+    )
+    ui_queue_size: int = Field(
+        default=64,
+        ge=1,
+        description="Questions that may wait; past this a user is told the queue is full, "
+        "rather than memory growing without bound.",
+    )
 
     @field_validator("home", mode="after")
     @classmethod

@@ -249,7 +249,7 @@ def launch(
         log.warning("serving on %s without a login; pass --auth user:password", host)
     demo = build_app(settings)
     threading.Thread(target=_warm_up, args=(settings,), name="warm-up", daemon=True).start()
-    demo.queue(default_concurrency_limit=2)
+    demo.queue(default_concurrency_limit=settings.ui_workers, max_size=settings.ui_queue_size)
     demo.launch(
         server_name=host,
         server_port=port or settings.ui_port,

@@ -56,6 +56,9 @@ _MONEY = re.compile(
     r"yuan|rupees?)\b|\b\d+p\b|\b(?:A|US|HK)\$",
     re.IGNORECASE,
 )
+# "How much more did it agree to pay?" is answered by "72% more" as well as by an amount.
+_COMPARATIVE_Q = re.compile(r"\bhow much (?:more|less|extra|higher|lower|cheaper|dearer)\b")
+_PERCENT = re.compile(r"\d[\d.,]*\s?(?:%|per ?cent\b)", re.IGNORECASE)
 _QUANTITY = re.compile(
     r"\d[\d,.:]*\d|\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|half|dozen|"
@@ -125,6 +128,8 @@ def has_type(text: str, kind: str | None, question: str) -> bool:
         wanted = _wanted_currency(q_lower)
         if wanted:  # "the US price ... in dollars": an amount in pounds does not answer it
             return any(wanted.search(a) for a in amounts) or bool(amounts and wanted.search(text))
+        if not amounts and _COMPARATIVE_Q.search(q_lower):
+            amounts = [m.group() for m in _PERCENT.finditer(text) if m.group() not in q_lower]
         return bool(amounts)
     if kind == "quantity":
         q_numbers = {m.group().lower() for m in _QUANTITY.finditer(question)}

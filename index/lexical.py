@@ -19,7 +19,8 @@ import numpy as np
 
 from index.catalog import Catalog
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+# "R&B", "AT&T", "M&S" stay one token: split, their single letters match any "B" or "T".
+_TOKEN = re.compile(r"\w+(?:&\w+)*", re.UNICODE)
 _STOPWORDS = frozenset(
     [
         "a",
@@ -86,7 +87,7 @@ _STOPWORDS = frozenset(
 )
 
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 
 
 def stem(token: str) -> str:

@@ -59,6 +59,20 @@ def test_amount_in_another_currency_does_not_answer() -> None:
     assert has_type("It sells for $140,000 in the US.", "money", q)
 
 
+def test_a_percentage_answers_how_much_more_but_not_how_much() -> None:
+    more = "How much more did the steel maker agree to pay for iron ore?"
+    assert has_type("It agreed to pay 72% more for iron ore.", "money", more)
+    assert not has_type("It agreed to pay more for iron ore.", "money", more)
+    assert not has_type("Its shares fell 3%.", "money", "How much did it pay for the ore?")
+
+
+def test_ampersand_names_are_one_lexical_token() -> None:
+    from index.lexical import tokenize
+
+    assert tokenize("R&B singer and AT&T") == ["r&b", "singer", "at&t"]
+    assert "b" not in tokenize("the R&B charts")  # a lone "B" elsewhere must not match it
+
+
 def doc(text: str, n: int, before: str = "") -> Document:
     return Document(
         page_content=text,

@@ -6,8 +6,9 @@ PIP := $(PY) -m pip
 # Torch 2.13.0 is the CPU build on this machine's disk; asking for it first keeps pip from
 # resolving a multi-GB CUDA build when sentence-transformers pulls torch in.
 TORCH_SPEC ?= torch==2.13.0
-HOST ?= 127.0.0.1
-PORT ?= 7860
+# `make run HOST=... PORT=...`; unset, the settings decide (ASSISTANT_UI_HOST/_PORT, else 127.0.0.1:7860).
+HOST ?=
+PORT ?=
 
 .PHONY: run test lint install install-dev browser bench eval clean
 
@@ -36,7 +37,7 @@ browser:
 
 run: install
 	$(VENV)/bin/assistant index --if-empty
-	$(VENV)/bin/assistant ui --host $(HOST) --port $(PORT)
+	$(VENV)/bin/assistant ui $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -34,11 +34,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, ConfigError
 from assistant.evaluation import DEPTH, Passage, Response, load_questions, percentile
 from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from assistant.types import Citation
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "bbc"
 CHANGE = "\n\nThis paragraph was added by the benchmark, so the article has changed.\n"
@@ -64,6 +69,16 @@ def ours_asker(settings: Settings, k: int | None) -> Callable[[str], Response]:
         origin = by_id[article_id].origin if article_id in by_id else ""
         return Passage(text, origin, start, start + len(text), texts[article_id])
 
+    def cited_passage(c: Citation, chunks: dict[str, Document]) -> Passage:
+        """The cited chunk and its quote: not the wider paragraph the UI shows around it."""
+        doc = chunks.get(c.chunk_id)
+        if doc is None:
+            return passage(c.passage, c.article_id, c.passage_start)
+        start, end = min(c.start, doc.metadata["start"]), max(c.end, doc.metadata["end"])
+        if c.article_id not in texts:
+            texts[c.article_id] = index.catalog.article_text(c.article_id)
+        return passage((texts[c.article_id] or "")[start:end], c.article_id, start)
+
     def ask(question: str) -> Response:
         forget_cached_queries(index.embedder)
         started = time.perf_counter()
@@ -76,7 +91,9 @@ def ours_asker(settings: Settings, k: int | None) -> Callable[[str], Response]:
         ranked = [
             passage(d.page_content, d.metadata["article_id"], d.metadata["start"]) for d in docs
         ]
-        cited = [passage(c.passage, c.article_id, c.passage_start) for c in result.citations]
+        cited = [
+            cited_passage(c, {d.metadata["chunk_id"]: d for d in docs}) for c in result.citations
+        ]
         return Response(ranked, result.text, result.answered, cited, latency_ms, retrieval_ms)
 
     return ask

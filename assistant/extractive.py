@@ -379,19 +379,36 @@ def _last_sentence(text: str) -> str:
 
 
 def _article_slice(doc: Document, start: int, end: int) -> str:
-    base = doc.metadata["start"]
-    before = doc.metadata.get("context_before", "")
-    text = before + doc.page_content
-    offset = base - len(before)
+    text, offset = _window(doc)
     return text[start - offset : end - offset]
+
+
+def _window(doc: Document) -> tuple[str, int]:
+    """The article text the retriever handed over (context, chunk, context) and its offset."""
+    before = doc.metadata.get("context_before", "")
+    text = before + doc.page_content + doc.metadata.get("context_after", "")
+    return text, doc.metadata["start"] - len(before)
+
+
+def _passage(doc: Document, start: int, end: int) -> tuple[str, int]:
+    """What a reader sees around a quote: its chunk, widened to the whole paragraph the quote
+    sits in (as far as the retrieved context reaches), so a quote is never shown bare."""
+    text, offset = _window(doc)
+    quote_a, quote_b = start - offset, end - offset
+    chunk_a, chunk_b = doc.metadata["start"] - offset, doc.metadata["end"] - offset
+    a, b = min(quote_a, chunk_a), max(quote_b, chunk_b)
+    line_start = text.rfind("\n", 0, quote_a)
+    if line_start >= 0 or offset == 0:  # else the paragraph began before the context we have
+        a = min(a, line_start + 1)
+    line_end = text.find("\n", quote_b)
+    if line_end >= 0:
+        b = max(b, line_end)
+    return text[a:b], a + offset
 
 
 def _citation(n: int, doc: Document, quote: str, start: int, end: int, score: float) -> Citation:
     m = doc.metadata
-    passage, passage_start = doc.page_content, m["start"]
-    if start < passage_start:  # the quote reaches back into the previous chunk for context
-        passage = _article_slice(doc, start, m["end"])
-        passage_start = start
+    passage, passage_start = _passage(doc, start, end)
     return Citation(
         n=n,
         article_id=m["article_id"],

@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 from assistant.fusion import reciprocal_rank_fusion
 from index.catalog import StoredChunk
 
-CONTEXT_CHARS = 400  # article text kept before a chunk, so a pronoun can be resolved
+CONTEXT_CHARS = 400  # article text kept around a chunk: pronouns, and the quote's paragraph
 
 
 class HybridRetriever(BaseRetriever):
@@ -96,6 +96,7 @@ def _to_document(
 ) -> Document:
     art = chunk.article
     before = chunk.article_text[max(0, chunk.start - CONTEXT_CHARS) : chunk.start]
+    after = chunk.article_text[chunk.end : chunk.end + CONTEXT_CHARS]
     return Document(
         page_content=chunk.text,
         id=chunk.chunk_id,
@@ -113,5 +114,6 @@ def _to_document(
             "dense_score": dense,
             "lexical_score": lexical,
             "context_before": before,
+            "context_after": after,
         },
     )

@@ -73,7 +73,7 @@ def test_ampersand_names_are_one_lexical_token() -> None:
     assert "b" not in tokenize("the R&B charts")  # a lone "B" elsewhere must not match it
 
 
-def doc(text: str, n: int, before: str = "") -> Document:
+def doc(text: str, n: int, before: str = "", after: str = "") -> Document:
     return Document(
         page_content=text,
         metadata={
@@ -87,6 +87,7 @@ def doc(text: str, n: int, before: str = "") -> Document:
             "end": len(before) + len(text),
             "score": 1.0 / (n + 1),
             "context_before": before,
+            "context_after": after,
         },
     )
 
@@ -102,6 +103,24 @@ def test_pronoun_sentence_brings_its_antecedent() -> None:
     assert out.endswith("[1]")
     c = citations[0]
     assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
+
+
+def test_a_quote_is_shown_inside_its_whole_paragraph() -> None:
+    """The passage shown with a quote runs from its paragraph's start to its paragraph's end,
+    even where those lie outside the retrieved chunk."""
+    before = "Old news.\nTalks began in May. The move angered Trump, who threatened tariffs. "
+    text = 'But he also said "everything is on the table".'
+    after = " Markets fell.\nNext story."
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    _, citations, answered = answerer.answer(
+        "What did he say was on the table?", [doc(text, 0, before, after)]
+    )
+    assert answered
+    c = citations[0]
+    assert c.passage.startswith("Talks began in May.")
+    assert c.passage.endswith("Markets fell.")
+    assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
+    assert "everything is on the table" in c.quote
 
 
 def test_declines_below_threshold_and_keeps_closest_passages() -> None:

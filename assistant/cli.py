@@ -119,24 +119,19 @@ def _parser() -> argparse.ArgumentParser:
 
     from assistant import benchmark, evaluation
 
-    evaluation.add_arguments(
-        sub.add_parser(
-            "eval",
-            parents=[common],
-            help="measure answer quality on a question set",
-            description=evaluation.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+    for name, module, summary in (
+        ("eval", evaluation, "measure answer quality on a question set"),
+        ("bench", benchmark, "measure indexing and query speed"),
+    ):
+        module.add_arguments(
+            sub.add_parser(
+                name,
+                parents=[common],
+                help=summary,
+                description=module.__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
         )
-    )
-    benchmark.add_arguments(
-        sub.add_parser(
-            "bench",
-            parents=[common],
-            help="measure indexing and query speed",
-            description=benchmark.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
     return parser
 
 

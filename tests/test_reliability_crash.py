@@ -265,6 +265,22 @@ class Killed(BaseException):
     """Stands for SIGKILL at one exact point: nothing after it runs."""
 
 
+def sync_killed_before_file_records(
+    settings: Settings, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that dies after committing articles but before recording their files."""
+    from index.catalog import Catalog
+    from index.sync import sync
+
+    def killed(self: Catalog, state: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Catalog, "set_source", killed)
+        with pytest.raises(Killed):
+            sync(settings, [str(docs)], show_bar=False)
+
+
 def write_articles(folder: Path, n: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -278,7 +294,6 @@ def test_article_committed_by_a_killed_sync_is_removed_when_its_file_goes(
 ) -> None:
     """Killed after committing an article but before recording its file in `sources`: the
     file's later deletion must still remove the article (it used to linger forever)."""
-    from index.catalog import Catalog
     from index.sync import sync
 
     settings = Settings(home=tmp_path / "home", embedding_model="fake")
@@ -287,13 +302,7 @@ def test_article_committed_by_a_killed_sync_is_removed_when_its_file_goes(
     sync(settings, [str(docs)], show_bar=False)
     write_articles(docs, 4)  # 3.txt is new
 
-    def killed(self: Catalog, state: object) -> None:
-        raise Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(Catalog, "set_source", killed)
-        with pytest.raises(Killed):
-            sync(settings, [str(docs)], show_bar=False)
+    sync_killed_before_file_records(settings, docs, monkeypatch)
     (docs / "3.txt").unlink()
     report = sync(settings, [str(docs)], show_bar=False)
     assert report.removed == 1
@@ -338,20 +347,13 @@ def test_bare_resync_and_rebuild_after_a_killed_first_sync(
     """A first sync killed before it recorded its files: a bare `assistant index` (or
     `--rebuild`) still knows the folder. It used to know none, and a bare rebuild then replaced
     the index with an empty one."""
-    from index.catalog import Catalog
     from index.sync import sync
 
     settings = Settings(home=tmp_path / "home", embedding_model="fake")
     docs = tmp_path / "docs"
     write_articles(docs, 5)
 
-    def killed(self: Catalog, state: object) -> None:
-        raise Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(Catalog, "set_source", killed)
-        with pytest.raises(Killed):
-            sync(settings, [str(docs)], show_bar=False)
+    sync_killed_before_file_records(settings, docs, monkeypatch)
     assert check_index(settings).origins  # the articles landed, the file records did not
     write_articles(docs, 6)
     assert sync(settings, None, show_bar=False).added == 1

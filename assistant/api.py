@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, EmptyIndexError
 from assistant.settings import Settings
 from assistant.types import Answer
 from index.catalog import StoredArticle
@@ -23,10 +23,6 @@ History = Sequence[tuple[str, str]] | Sequence[dict[str, Any]] | None
 
 _lock = threading.RLock()
 _open: dict[str, Index] = {}
-
-
-class EmptyIndexError(AssistantError):
-    """Nothing is indexed yet."""
 
 
 def _settings(settings: Settings | None) -> Settings:

@@ -1,36 +1,35 @@
-"""A small error hierarchy; the CLI and UI turn these into one-line messages."""
+"""Every expected failure, in one hierarchy rooted at :class:`AssistantError`.
+
+The index layer defines the root and its own errors (``index/errors.py``); this module
+re-exports them so callers of the application import errors from one place, and adds the
+errors that only the question-answering side raises.
+"""
+
+from index.errors import (
+    AssistantError,
+    ConfigError,
+    EmptyIndexError,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    LoadError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "AssistantError",
+    "BadQuestionError",
+    "ConfigError",
+    "EmptyIndexError",
+    "IndexBusyError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "LoadError",
+    "StoreUnavailableError",
+]
 
 
-class AssistantError(Exception):
-    """An expected failure whose message tells the user what to do."""
-
-    exit_code = 1
-
-
-class ConfigError(AssistantError):
-    """Settings or arguments that cannot work (bad model name, bad LLM spec, ...)."""
+class BadQuestionError(AssistantError):
+    """The question cannot be asked as given (empty, not text)."""
 
     exit_code = 2
-
-
-class StoreUnavailableError(AssistantError):
-    """The Chroma server cannot be reached, or the store on disk cannot be opened."""
-
-
-class IndexMismatchError(AssistantError):
-    """The index was built with another embedding model or chunking than the settings ask for."""
-
-    exit_code = 2
-
-
-class IndexBusyError(AssistantError):
-    """Another sync holds the index lock."""
-
-
-class LoadError(AssistantError):
-    """One source (file or URL) could not be turned into an article."""
-
-    def __init__(self, origin: str, reason: str) -> None:
-        super().__init__(f"{origin}: {reason}")
-        self.origin = origin
-        self.reason = reason

@@ -5,15 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from assistant.errors import AssistantError
+from assistant.errors import BadQuestionError
 
 MAX_QUESTION_CHARS = 2000
-
-
-class BadQuestionError(AssistantError):
-    """The question is empty or unusable."""
-
-    exit_code = 2
 
 
 def clean_question(question: str) -> str:

@@ -16,12 +16,14 @@ from pydantic import ConfigDict
 
 from assistant.fusion import reciprocal_rank_fusion
 from index.catalog import StoredChunk
+from index.search import ChunkFilter, ChunkSearch
 
 CONTEXT_CHARS = 400  # article text kept around a chunk: pronouns, and the quote's paragraph
 
 
 class HybridRetriever(BaseRetriever):
-    """Retrieve the ``k`` best chunks for a question from an ``index.store.Index``."""
+    """Retrieve the ``k`` best chunks for a question from any ``index.search.ChunkSearch``
+    (an ``index.store.Index`` in production)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -32,39 +34,23 @@ class HybridRetriever(BaseRetriever):
     published_after: date | None = None
     published_before: date | None = None
 
-    def _where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.sources:
-            clauses.append({"source": {"$in": list(self.sources)}})
-        if self.published_after:
-            clauses.append({"published": {"$gte": int(self.published_after.strftime("%Y%m%d"))}})
-        if self.published_before:
-            clauses.append({"published": {"$lte": int(self.published_before.strftime("%Y%m%d"))}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def _keep(self, chunk: StoredChunk) -> bool:
-        art = chunk.article
-        if self.sources and (art.source or "") not in self.sources:
-            return False
-        published = date.fromisoformat(art.published) if art.published else None
-        if self.published_after and (published is None or published < self.published_after):
-            return False
-        return not (
-            self.published_before and (published is None or published > self.published_before)
+    @property
+    def filter(self) -> ChunkFilter:
+        """The source and date restrictions as the store's one filter."""
+        return ChunkFilter(
+            sources=tuple(self.sources or ()),
+            published_after=self.published_after,
+            published_before=self.published_before,
         )
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        vector = self.index.embedder.embed_query(query)
-        dense = self.index.vectors.query(vector, self.fetch_k, where=self._where())
-        lexical = self.index.lexical.search(query, self.fetch_k * 2)
-        stored = self.index.catalog.chunks(
-            list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
-        )
-        stored = {i: c for i, c in stored.items() if self._keep(c)}
+        store: ChunkSearch = self.index
+        where = self.filter
+        dense = store.search_dense(query, self.fetch_k, where)
+        lexical = store.search_lexical(query, self.fetch_k * 2)
+        stored = store.fetch([i for i, _ in dense] + [i for i, _ in lexical], where)
         dense_ids = [i for i, _ in dense if i in stored]
         lexical_ids = [i for i, _ in lexical if i in stored][: self.fetch_k]
         fused = reciprocal_rank_fusion([dense_ids, lexical_ids])

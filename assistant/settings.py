@@ -1,61 +1,27 @@
 """The one settings object: environment variables prefixed ``ASSISTANT_``, CLI flags on top.
 
-Every field carries a description, so this class is the configuration reference
-(``assistant --help`` and the README point here).
+``Settings`` extends the index layer's :class:`~index.settings.IndexSettings` (storage, model,
+chunking, Chroma) with what answering and the UI need, so one object and one environment
+configure everything while ``index/`` never imports this module. Every field carries a
+description, so these classes are the configuration reference (``assistant --help`` and the
+README point here).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from index.settings import BUNDLED_MODEL, IndexSettings
 
-BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
-
-
-def _default_home() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "article-assistant"
+__all__ = ["BUNDLED_MODEL", "IndexSettings", "Settings"]
 
 
-class Settings(BaseSettings):
-    """Configuration for indexing, answering and the UI."""
+class Settings(IndexSettings):
+    """Configuration for indexing (inherited), answering and the UI."""
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
 
-    home: Path = Field(
-        default_factory=_default_home,
-        description="Directory holding all index state (catalog, vectors, lexical index, uploads).",
-    )
-    embedding_model: str = Field(
-        default=BUNDLED_MODEL,
-        description=(
-            "Sentence-transformers model: the bundled all-MiniLM-L6-v2 (default, offline), "
-            "a local model directory, or a hub name (needs ASSISTANT_ALLOW_DOWNLOADS=1 unless "
-            "already cached). 'fake' selects a deterministic test embedder."
-        ),
-    )
-    embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding batch.")
-    allow_downloads: bool = Field(
-        default=False,
-        description="Let sentence-transformers fetch a model from the hub. Off: nothing downloads.",
-    )
-    chunk_tokens: int = Field(
-        default=128,
-        ge=16,
-        description="Target word pieces per chunk (title prefix included); never above the model's limit.",
-    )
-    chroma_host: str | None = Field(
-        default=None, description="Chroma server host. Unset: embedded Chroma under `home`."
-    )
-    chroma_port: int = Field(default=8000, description="Chroma server port (with chroma_host).")
-    max_file_mb: float = Field(
-        default=20.0,
-        gt=0,
-        description="Files larger than this are refused (reported, not indexed).",
-    )
     k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
     llm: str | None = Field(
         default=None,
@@ -92,20 +58,3 @@ class Settings(BaseSettings):
         description="Questions that may wait; past this a user is told the queue is full, "
         "rather than memory growing without bound.",
     )
-
-    @field_validator("home", mode="after")
-    @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser()
-
-    @property
-    def uses_server(self) -> bool:
-        """True when vectors live in a Chroma server rather than under ``home``."""
-        return bool(self.chroma_host)
-
-    @property
-    def store_location(self) -> str:
-        """Human-readable location of the vector store."""
-        if self.chroma_host:
-            return f"http://{self.chroma_host}:{self.chroma_port}"
-        return str(self.home / "chroma")

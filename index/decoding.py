@@ -18,7 +18,7 @@ import charset_normalizer
 import yaml
 from frontmatter import YAMLHandler
 
-from assistant.errors import LoadError
+from index.errors import LoadError
 
 # Longest BOMs first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (

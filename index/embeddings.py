@@ -18,8 +18,8 @@ from typing import Any
 
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
-from assistant.errors import ConfigError
-from assistant.settings import BUNDLED_MODEL, Settings
+from index.errors import ConfigError
+from index.settings import BUNDLED_MODEL, IndexSettings
 
 Span = tuple[int, int]
 
@@ -166,7 +166,7 @@ def resolve_model_path(name: str) -> str:
 _CACHE: dict[tuple[str, int, bool], TokenizingEmbeddings] = {}
 
 
-def load_embedder(settings: Settings) -> TokenizingEmbeddings:
+def load_embedder(settings: IndexSettings) -> TokenizingEmbeddings:
     """The one factory for embedders (production and fakes); one instance per model."""
     key = (settings.embedding_model, settings.embedding_batch_size, settings.allow_downloads)
     if key not in _CACHE:

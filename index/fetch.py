@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from assistant.errors import LoadError
+from index.errors import LoadError
 
 BYTES_PER_MB = 1024 * 1024
 USER_AGENT = "ArticleAssistant/0.1 (news article indexer; Python urllib)"

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import trafilatura
 from trafilatura.settings import Document
 
-from assistant.errors import LoadError
+from index.errors import LoadError
 from index.decoding import (
     coerce_author,
     coerce_str,

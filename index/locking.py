@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from assistant.errors import ConfigError, IndexBusyError
+from index.errors import ConfigError, IndexBusyError
 
 
 @contextmanager

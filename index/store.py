@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import IndexMismatchError, StoreUnavailableError
-from assistant.settings import Settings
-from index.catalog import Catalog
+from index.errors import IndexCorruptError, IndexMismatchError, StoreUnavailableError
+from index.settings import IndexSettings
+from index.catalog import Catalog, StoredChunk
 from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
 from index.lexical import LexicalIndex
-from index.vectors import IndexCorruptError, VectorStore, drop_collections
+from index.search import NO_FILTER, ChunkFilter
+from index.vectors import VectorStore, drop_collections
 
 ACTIVE_FILE = "active.json"
 REBUILD_HINT = "Run `assistant index --rebuild` to rebuild it from the article sources."
@@ -72,7 +73,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def home_id(settings: Settings) -> str:
+def home_id(settings: IndexSettings) -> str:
     """A short id for this home, so several homes can share one Chroma server."""
     path = settings.home / "home.json"
     try:
@@ -86,7 +87,7 @@ def home_id(settings: Settings) -> str:
     return str(data["id"])
 
 
-def active_generation(settings: Settings) -> str | None:
+def active_generation(settings: IndexSettings) -> str | None:
     path = settings.home / ACTIVE_FILE
     data = _read_json(path)
     if data is None:
@@ -126,7 +127,7 @@ def _check_catalog(path: Path) -> None:
 class Index:
     """Read/write access to one generation; heavy parts (model, Chroma) open lazily."""
 
-    def __init__(self, settings: Settings, generation: str) -> None:
+    def __init__(self, settings: IndexSettings, generation: str) -> None:
         self.settings = settings
         self.generation = generation
         self.dir = settings.home / "generations" / generation
@@ -136,7 +137,7 @@ class Index:
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings, *, check: bool = True) -> Index | None:
+    def open(cls, settings: IndexSettings, *, check: bool = True) -> Index | None:
         """The served generation, or None when nothing was ever indexed in this home."""
         generation = active_generation(settings)
         if generation is None:
@@ -154,7 +155,7 @@ class Index:
         return index
 
     @classmethod
-    def create(cls, settings: Settings) -> Index:
+    def create(cls, settings: IndexSettings) -> Index:
         """A new, empty, not-yet-served generation built with the current settings."""
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         index = cls(settings, f"g{stamp}-{secrets.token_hex(3)}")
@@ -216,6 +217,25 @@ class Index:
             generation=self.generation,
         )
 
+    # --- the readers' interface (index.search.ChunkSearch) ----------------------------------
+    def search_dense(
+        self, text: str, k: int, where: ChunkFilter = NO_FILTER
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the ``k`` nearest chunks passing ``where``."""
+        return self.vectors.query(self.embedder.embed_query(text), k, where=where.where())
+
+    def search_lexical(self, text: str, k: int) -> list[tuple[str, float]]:
+        """(chunk id, lexical score) of the ``k`` best chunks by word match."""
+        return self.lexical.search(text, k)
+
+    def fetch(self, chunk_ids: list[str], where: ChunkFilter = NO_FILTER) -> dict[str, StoredChunk]:
+        """The committed chunks among ``chunk_ids`` that pass ``where``; vectors of an article
+        whose sync died are not in the catalog, so they never reach a reader."""
+        found = self.catalog.chunks(list(dict.fromkeys(chunk_ids)))
+        if where.is_empty:
+            return found
+        return {i: c for i, c in found.items() if where.keeps(c)}
+
     def close(self) -> None:
         self.catalog.close()
 
@@ -226,7 +246,7 @@ class Index:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def collect_garbage(settings: Settings) -> None:
+def collect_garbage(settings: IndexSettings) -> None:
     """Remove generations (and their collections) that are not served: leftovers of a rebuild
     that was interrupted or superseded."""
     keep = active_generation(settings)
@@ -239,7 +259,7 @@ def collect_garbage(settings: Settings) -> None:
     drop_collections(settings, prefix, {f"{prefix}{keep}"} if keep else set())
 
 
-def empty_status(settings: Settings) -> IndexStatus:
+def empty_status(settings: IndexSettings) -> IndexStatus:
     return IndexStatus(
         0, 0, settings.embedding_model, "-", settings.store_location, str(settings.home), None
     )

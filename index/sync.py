@@ -20,14 +20,14 @@ from stat import S_ISREG
 
 from tqdm import tqdm
 
-from assistant.errors import ConfigError, IndexMismatchError, LoadError
-from assistant.settings import Settings
+from index.errors import ConfigError, IndexCorruptError, IndexMismatchError, LoadError
+from index.settings import IndexSettings
 from index.catalog import SourceState
 from index.chunking import embedding_text
 from index.loaders import NOT_A_FILE, LoadResult, iter_article_files, load_file, load_url
 from index.locking import sync_lock
 from index.records import Article, Chunk, FailedSource, SyncReport
-from index.store import ACTIVE_FILE, Index, IndexCorruptError, collect_garbage
+from index.store import ACTIVE_FILE, Index, collect_garbage
 
 Progress = Callable[[int, int, str], None]
 _EMBED_GROUP = 256  # chunks embedded (and committed) per step: bounds memory and lost work
@@ -49,7 +49,7 @@ def is_url(source: str) -> bool:
 
 
 def sync(
-    settings: Settings,
+    settings: IndexSettings,
     sources: Sequence[str] | None = None,
     *,
     rebuild: bool = False,
@@ -110,7 +110,7 @@ def _known_roots(index: Index | None) -> list[str]:
     return list(dict.fromkeys([*(s.root for s in index.catalog.sources().values()), *pending]))
 
 
-def _salvage_roots(settings: Settings, sources: Sequence[str] | None) -> list[str]:
+def _salvage_roots(settings: IndexSettings, sources: Sequence[str] | None) -> list[str]:
     """Rebuilding a damaged home: the sources synced before, from any generation whose catalog
     still reads. Then the broken pointer goes, so the rebuild starts as a first index."""
     roots: list[str] = []

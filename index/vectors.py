@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.errors import StoreUnavailableError
-from assistant.settings import Settings
+from index.errors import IndexCorruptError, StoreUnavailableError
+from index.settings import IndexSettings
 
 _WRITE_BATCH = 1000
 
 
-class IndexCorruptError(StoreUnavailableError):
-    """The index files under ASSISTANT_HOME (or its vectors) are damaged or not ours; a rebuild
-    replaces them."""
-
-
-def connect(settings: Settings) -> Any:
+def connect(settings: IndexSettings) -> Any:
     """A Chroma client for the settings, with a clear error when the server is down."""
     import chromadb
 
@@ -38,7 +33,7 @@ def connect(settings: Settings) -> Any:
         raise StoreUnavailableError(_unavailable(settings, exc)) from exc
 
 
-def _unavailable(settings: Settings, exc: Exception) -> str:
+def _unavailable(settings: IndexSettings, exc: Exception) -> str:
     if settings.chroma_host:
         return (
             f"cannot reach the Chroma server at {settings.store_location} ({exc.__class__.__name__}: "
@@ -54,7 +49,7 @@ def _unavailable(settings: Settings, exc: Exception) -> str:
 class VectorStore:
     """Chunk vectors with flat metadata for filtering (``published`` as an int yyyymmdd)."""
 
-    def __init__(self, settings: Settings, collection: str, *, must_exist: bool = False) -> None:
+    def __init__(self, settings: IndexSettings, collection: str, *, must_exist: bool = False) -> None:
         self.settings = settings
         self.name = collection
         self.must_exist = must_exist  # the catalog lists chunks: an empty new one would hide it
@@ -167,7 +162,7 @@ class VectorStore:
         self._collection = None
 
 
-def drop_collections(settings: Settings, prefix: str, keep: set[str]) -> list[str]:
+def drop_collections(settings: IndexSettings, prefix: str, keep: set[str]) -> list[str]:
     """Delete this home's collections other than ``keep`` (left by rebuilds or crashes)."""
     client = connect(settings)
     dropped = []

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from assistant.settings import Settings
 from index.chunking import embedding_text
-from index.store import Index, IndexCorruptError
+from index.errors import IndexCorruptError
+from index.store import Index
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ from assistant.chain import build_chain, normalise_history
 from assistant.cli import main as cli_main
 from assistant.extractive import ExtractiveAnswerer, expected_type, has_type
 from assistant.fusion import reciprocal_rank_fusion
-from assistant.questions import BadQuestionError, clean_question
+from assistant.errors import BadQuestionError
+from assistant.questions import clean_question
 from assistant.settings import Settings
 from index.embeddings import FakeTokenizingEmbeddings
 from index.sync import sync

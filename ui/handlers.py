@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, EmptyIndexError
 from assistant.settings import Settings
 from assistant.types import Answer
 from index.loaders import SUPPORTED_SUFFIXES
@@ -129,7 +129,7 @@ def ask(
             yield chat_messages(turns), sources_html(turns), turns
     except AssistantError as exc:
         turn.error = str(exc)
-        if type(exc).__name__ == "EmptyIndexError":
+        if isinstance(exc, EmptyIndexError):
             turn.error += " Or add articles in the “Add articles” tab."
     except Exception as exc:  # a bug must not leave the chat hanging; the log has the trace
         log.exception("answering failed")

@@ -38,10 +38,9 @@ class SyncProgress:
         self.callback = callback
         self.interval = interval
         self.clock = clock
+        self.show = show
         self.lines = show and not _is_terminal(self.stream)
         self.bar: tqdm | None = None
-        if show and not self.lines:
-            self.bar = tqdm(unit="article", desc="Indexing", file=self.stream, total=0)
         self.files = self.bytes_total = self.bytes_read = 0
         self.seen = self.done = self.chunks = 0
         self.started = self.last_line = clock()
@@ -51,6 +50,8 @@ class SyncProgress:
         """The work ahead: ``files`` to read, ``nbytes`` in all."""
         self.files, self.bytes_total = files, nbytes
         self.started = self.last_line = self.clock()
+        if self.show and not self.lines and files:
+            self.bar = tqdm(unit="article", desc="Indexing", file=self.stream, total=files)
         if self.lines and files:
             self._print(f"index: {files} files to read ({nbytes / 1e6:.1f} MB)")
         self._show()

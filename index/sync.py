@@ -10,6 +10,7 @@ Removing a source is explicit (``forget``): absence is never taken for deletion.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,10 +25,11 @@ from index.syncer import Syncer, is_url
 
 __all__ = ["Progress", "forget", "is_url", "sync"]
 
-_NOT_SWITCHED = (
-    "rebuild not switched on: a source is missing and its articles would be lost; the "
-    "previous index keeps serving. Bring the source back or `assistant index --forget` it."
+_KEEPS = (
+    "the previous index keeps serving. Bring the source back, or `assistant index --forget` "
+    "it and rebuild."
 )
+_NOT_SWITCHED = f"source not found, so a rebuild would lose its articles: {_KEEPS}"
 
 
 def sync(
@@ -64,11 +66,15 @@ def sync(
                 "`assistant index --rebuild PATH` with the folders (or URLs) of the articles"
             )
         if current is None or rebuild:
+            roots = list(dict.fromkeys([*roots, *known_roots])) if rebuild else roots
+            gone = [r for r in roots if not is_url(r) and not os.path.lexists(r)]
+            if current is not None and gone:  # found before any work: nothing re-embedded
+                current.close()
+                return SyncReport(failed=[FailedSource(r, _NOT_SWITCHED) for r in gone])
             collect_garbage(settings)
             target = Index.create(settings)
             if current is None:
                 target.activate()  # first index: whole articles become visible as they land
-            roots = list(dict.fromkeys([*roots, *known_roots])) if rebuild else roots
         else:
             target = current
         syncer = Syncer(target, progress, show_bar)
@@ -79,7 +85,8 @@ def sync(
             # forgotten.
             target.drop()
             current.close()
-            report.failed.append(FailedSource(str(settings.home), _NOT_SWITCHED))
+            note = "rebuild not switched on: a source could not be read (above); " + _KEEPS
+            report.failed.append(FailedSource(str(settings.home), note))
             return report
         if target is not current:
             report.rebuilt = current is not None

@@ -224,7 +224,8 @@ def test_rebuild_with_a_missing_source_keeps_serving_the_old_index(tmp_path: Pat
     before = check_index(settings)
     two.rename(tmp_path / "away")
     report = sync(settings, None, rebuild=True, show_bar=False)
-    assert {f.path for f in report.failed} >= {str(two)} and not report.rebuilt
+    assert [f.path for f in report.failed] == [str(two)] and "--forget" in report.failed[0].error
+    assert not report.rebuilt and report.chunks_embedded == 0  # refused before any work
     after = check_index(settings)
     assert (after.generation, after.origins) == (before.generation, before.origins)
     assert len(list((settings.home / "generations").iterdir())) == 1

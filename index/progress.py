@@ -43,6 +43,7 @@ class SyncProgress:
         self.bar: tqdm | None = None
         self.files = self.bytes_total = self.bytes_read = 0
         self.seen = self.done = self.chunks = 0
+        self.finished = False
         self.started = self.last_line = clock()
 
     # --- counts ------------------------------------------------------------------------------
@@ -71,6 +72,8 @@ class SyncProgress:
     @property
     def total(self) -> int:
         """Articles expected: those in files read, plus as many per byte in the rest."""
+        if self.finished:
+            return self.done
         if self.bytes_read == 0:
             return max(self.files, self.done)
         rest = max(0, self.bytes_total - self.bytes_read) * self.seen / self.bytes_read
@@ -89,6 +92,7 @@ class SyncProgress:
         if self.bar is not None:
             self.bar.close()
         elif self.lines and self.files:
+            self.finished = True  # every article is settled: the total is exact now
             elapsed = self.clock() - self.started
             self._print(f"{self.line()}; finished in {_duration(elapsed)}")
 

@@ -57,7 +57,7 @@ def read_source(path: Path, *, max_bytes: int) -> SourceFile:
             st = os.fstat(handle.fileno())
             data = handle.read(max_bytes + 1)
     except FileNotFoundError as exc:
-        reason = "broken symlink" if path.is_symlink() else "file not found"
+        reason = f"broken symlink: {exc.strerror}" if path.is_symlink() else "file not found"
         raise LoadError(origin, reason) from exc
     except IsADirectoryError as exc:
         raise LoadError(origin, "is a directory, not a file") from exc

@@ -191,6 +191,7 @@ class Syncer:
                 records = source.stream()
         except LoadError as exc:
             self._fail(exc.origin, exc.reason)
+            self.progress.file_read(work.size, 1)
             self.progress.settled()
             return
         self._plan(origin, records, new)

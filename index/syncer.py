@@ -88,9 +88,12 @@ class Syncer:
         if self.catalog.get_meta("dirty") == "1":
             self._collect_orphans()
         known = self.catalog.sources()
-        work = [item for root in roots for item in self._scan_root(root, known)]
-        self.progress.start(len(work), sum(w.size for w in work))
-        for item in work:
+        work: dict[str, _FileWork] = {}  # a file under two roots is synced once
+        for root in roots:
+            for item in self._scan_root(root, known):
+                work.setdefault(item.origin, item)
+        self.progress.start(len(work), sum(w.size for w in work.values()))
+        for item in work.values():
             self._sync_file(item)
         if self._pipeline is not None:
             self._pipeline.flush()
@@ -212,8 +215,7 @@ class Syncer:
                     self._plan_article(record, source_file, old, old_ids, kept)
         except LoadError as exc:  # nothing recorded: what it held stays, the next sync retries
             self._fail(exc.origin, exc.reason)
-            tracked.read, tracked.waiting = False, -1
-            return
+            return  # never `read`: its state is not recorded
         for stored in old.values():
             if stored.article_id not in kept:
                 self._remove_article(stored.article_id, stored.n_chunks)

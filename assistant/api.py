@@ -11,13 +11,13 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from assistant.errors import AssistantError, EmptyIndexError
+from assistant.errors import EmptyIndexError
 from assistant.settings import Settings
 from assistant.types import Answer
 from index.catalog import StoredArticle
 from index.records import SyncReport
 from index.store import Index, IndexStatus, empty_status
-from index.sync import Progress, sync
+from index.sync import Progress, forget, sync
 
 History = Sequence[tuple[str, str]] | Sequence[dict[str, Any]] | None
 
@@ -121,6 +121,18 @@ def sync_articles(
     report = sync(
         settings, sources, rebuild=rebuild, progress=progress, wait=wait, show_bar=progress is None
     )
+    with _lock:
+        for index in _open.values():
+            index.lexical.refresh()
+    return report
+
+
+def forget_sources(
+    sources: Sequence[str], *, settings: Settings | None = None, wait: float = 0.0
+) -> SyncReport:
+    """Remove every article indexed from ``sources`` (folders, files or URLs). A source that
+    goes missing is never removed by a sync; this is how a user drops one on purpose."""
+    report = forget(_settings(settings), sources, wait=wait)
     with _lock:
         for index in _open.values():
             index.lexical.refresh()

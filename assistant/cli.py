@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-embed everything into a fresh index (the old one serves until done)",
     )
+    p.add_argument(
+        "--forget",
+        action="append",
+        default=[],
+        metavar="PATH|URL",
+        help="remove the articles of this source from the index (repeatable); a source that "
+        "is missing is never removed otherwise",
+    )
     p.add_argument("--sample", action="store_true", help="index the bundled sample articles")
     p.add_argument(
         "--if-empty",
@@ -154,7 +162,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.api import index_status, sync_articles
+    from assistant.api import forget_sources, index_status, sync_articles
 
     sources = list(args.sources)
     if args.sample or (args.if_empty and not sources):
@@ -162,7 +170,19 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Index in {settings.home} already holds articles; nothing to do.")
             return 0
         sources.append(sample_corpus())
-    report = sync_articles(sources or None, settings=settings, rebuild=args.rebuild, wait=args.wait)
+    if args.forget:
+        report = forget_sources(args.forget, settings=settings, wait=args.wait)
+        if sources or args.rebuild:  # `--forget` alone must not re-sync every other source
+            synced = sync_articles(
+                sources or None, settings=settings, rebuild=args.rebuild, wait=args.wait
+            )
+            synced.removed += report.removed
+            synced.failed[:0] = report.failed
+            report = synced
+    else:
+        report = sync_articles(
+            sources or None, settings=settings, rebuild=args.rebuild, wait=args.wait
+        )
     for item in report.failed:
         print(f"error: {_printable(item.path)}: {_printable(item.error)}", file=sys.stderr)
     for item in report.duplicates:

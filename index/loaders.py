@@ -12,17 +12,15 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from stat import S_ISDIR, S_ISREG
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import trafilatura
 from trafilatura.settings import Document
 
-from index.errors import LoadError
 from index.decoding import (
     coerce_author,
     coerce_str,
@@ -33,7 +31,8 @@ from index.decoding import (
     split_front_matter,
     title_from_name,
 )
-from index.fetch import fetch_url, too_large
+from index.errors import LoadError
+from index.fetch import fetch_url
 from index.records import Article
 
 __all__ = [
@@ -44,7 +43,9 @@ __all__ = [
     "LoadResult",
     "Loader",
     "MarkdownLoader",
+    "RecordProblem",
     "TextLoader",
+    "guarded_stream",
     "iter_article_files",
     "load_file",
     "load_url",
@@ -68,6 +69,16 @@ class LoadResult:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RecordProblem:
+    """One record of a multi-article file that could not be loaded (``line 3: invalid JSON``)."""
+
+    reason: str
+
+
+Record = Article | RecordProblem
+
+
 class Loader(ABC):
     """Parses the bytes of one file format; ``origin`` names the source in errors and records."""
 
@@ -76,6 +87,17 @@ class Loader(ABC):
     @abstractmethod
     def load(self, data: bytes, origin: str) -> LoadResult:
         """Return the articles in ``data`` or raise ``LoadError(origin, reason)``."""
+
+    def stream(self, data: bytes, origin: str) -> Iterator[Record]:
+        """The file's articles one at a time. Formats holding thousands of articles override
+        this so a sync can embed and commit the first ones before the last are parsed."""
+        result = self.load(data, origin)
+        yield from (RecordProblem(p) for p in result.problems)
+        yield from result.articles
+
+    def estimate(self, data: bytes) -> int:
+        """About how many articles ``data`` holds, without parsing it (for progress only)."""
+        return 1
 
 
 class TextLoader(Loader):
@@ -194,6 +216,9 @@ class JsonLoader(Loader):
     suffixes = (".json",)
 
     def load(self, data: bytes, origin: str) -> LoadResult:
+        return _gather(self.stream(data, origin))
+
+    def stream(self, data: bytes, origin: str) -> Iterator[Record]:
         try:
             value = json.loads(decode_text(data, origin))
         except json.JSONDecodeError as exc:
@@ -204,12 +229,13 @@ class JsonLoader(Loader):
             article, problem = _record_article(value, origin)
             if article is None:
                 raise LoadError(origin, problem or "no article")
-            return LoadResult([article])
+            yield article
+            return
         if not isinstance(value, list):
             kind = _kind(value)
             raise LoadError(origin, f"expected a JSON object or a list of objects, not {kind}")
         records = ((n, f"record {n}", item) for n, item in enumerate(value, start=1))
-        return _collect(records, origin)
+        yield from _records(records, origin)
 
 
 class JsonLinesLoader(Loader):
@@ -218,11 +244,22 @@ class JsonLinesLoader(Loader):
     suffixes = (".jsonl",)
 
     def load(self, data: bytes, origin: str) -> LoadResult:
-        return _collect(self._records(decode_text(data, origin)), origin)
+        return _gather(self.stream(data, origin))
+
+    def stream(self, data: bytes, origin: str) -> Iterator[Record]:
+        yield from _records(self._lines(decode_text(data, origin)), origin)
+
+    def estimate(self, data: bytes) -> int:
+        return max(1, data.count(b"\n") + (not data.endswith(b"\n")))
 
     @staticmethod
-    def _records(text: str) -> Iterator[tuple[int, str, Any]]:
-        for n, line in enumerate(text.split("\n"), start=1):
+    def _lines(text: str) -> Iterator[tuple[int, str, Any]]:
+        """Parsed lazily, line by line: only one record's objects exist at a time."""
+        start, n = 0, 0
+        while start <= len(text):
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            line, start, n = text[start:end], end + 1, n + 1
             if not line.strip():
                 continue
             try:
@@ -238,20 +275,33 @@ class _Invalid:
     reason: str
 
 
-def _collect(records: Iterator[tuple[int, str, Any]], origin: str) -> LoadResult:
-    """Load every record that can be loaded; fail the file only if none can."""
-    result = LoadResult([])
+def _records(records: Iterator[tuple[int, str, Any]], origin: str) -> Iterator[Record]:
+    """Every record that can be loaded, and the problem of each that cannot; the file fails
+    (at its end) only if none can."""
+    loaded = 0
+    first: str | None = None
     for n, label, value in records:
         if isinstance(value, _Invalid):
             problem: str | None = value.reason
         else:
             article, problem = _record_article(value, f"{origin}#{n}")
             if article is not None:
-                result.articles.append(article)
+                loaded += 1
+                yield article
         if problem:
-            result.problems.append(f"{label}: {problem}")
-    if not result.articles:
-        raise LoadError(origin, result.problems[0] if result.problems else "no records found")
+            first = first or f"{label}: {problem}"
+            yield RecordProblem(f"{label}: {problem}")
+    if not loaded:
+        raise LoadError(origin, first or "no records found")
+
+
+def _gather(records: Iterable[Record]) -> LoadResult:
+    result = LoadResult([])
+    for record in records:
+        if isinstance(record, RecordProblem):
+            result.problems.append(record.reason)
+        else:
+            result.articles.append(record)
     return result
 
 
@@ -316,39 +366,25 @@ def loader_for(name: str) -> Loader:
 
 def load_file(path: Path, *, max_bytes: int) -> LoadResult:
     """Load one file, refusing it (before reading) if it is over ``max_bytes``."""
-    origin = str(path)
-    loader = loader_for(origin)
-    try:
-        st = path.stat()
-        if not (S_ISREG(st.st_mode) or S_ISDIR(st.st_mode)):  # a pipe or /dev/zero never ends
-            raise LoadError(origin, NOT_A_FILE)
-        size = st.st_size
-        if size > max_bytes:
-            raise LoadError(origin, too_large(size, max_bytes))
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except FileNotFoundError as exc:
-        reason = "broken symlink" if path.is_symlink() else "file not found"
-        raise LoadError(origin, reason) from exc
-    except IsADirectoryError as exc:
-        raise LoadError(origin, "is a directory, not a file") from exc
-    except OSError as exc:
-        raise LoadError(origin, f"cannot read file: {exc.strerror or exc}") from exc
-    if len(data) > max_bytes:  # the file grew between stat() and read()
-        raise LoadError(origin, too_large(len(data), max_bytes))
-    return _guarded(origin, lambda: loader.load(data, origin))
+    from index.sources import read_source  # reading bytes is that module's job, parsing ours
+
+    return _gather(read_source(path, max_bytes=max_bytes).stream())
 
 
-def _guarded(origin: str, parse: Callable[[], LoadResult]) -> LoadResult:
+def guarded_stream(origin: str, records: Iterator[Record]) -> Iterator[Record]:
     """One malformed source must fail alone: parser crashes become a LoadError for it."""
-    try:
-        return parse()
-    except LoadError:
-        raise
-    except RecursionError as exc:
-        raise LoadError(origin, "nested too deeply to parse") from exc
-    except Exception as exc:
-        raise LoadError(origin, f"could not parse ({type(exc).__name__}: {exc})") from exc
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except LoadError:
+            raise
+        except RecursionError as exc:
+            raise LoadError(origin, "nested too deeply to parse") from exc
+        except Exception as exc:
+            raise LoadError(origin, f"could not parse ({type(exc).__name__}: {exc})") from exc
+        yield record
 
 
 def load_url(url: str, *, max_bytes: int, timeout: float = 20.0) -> LoadResult:
@@ -356,12 +392,12 @@ def load_url(url: str, *, max_bytes: int, timeout: float = 20.0) -> LoadResult:
     page = fetch_url(url, max_bytes=max_bytes, timeout=timeout)
     host = urlsplit(url).hostname
 
-    def parse() -> LoadResult:
+    def parse() -> Iterator[Record]:
         text = decode_text(page.data, url, declared=page.charset or sniff_html_charset(page.data))
         loader = TextLoader() if page.content_type == "text/plain" else HtmlLoader()
-        return LoadResult([loader.parse(text, url, url=url, source=host)])
+        yield loader.parse(text, url, url=url, source=host)
 
-    return _guarded(url, parse)
+    return _gather(guarded_stream(url, parse()))
 
 
 def iter_article_files(root: Path) -> Iterator[Path]:

@@ -57,6 +57,7 @@ class IndexSettings(BaseSettings):
         gt=0,
         description="Files larger than this are refused (reported, not indexed).",
     )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexCorruptError, IndexMismatchError, StoreUnavailableError
-from index.settings import IndexSettings
 from index.catalog import Catalog, StoredChunk
 from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
+from index.errors import IndexCorruptError, IndexMismatchError, StoreUnavailableError
 from index.lexical import LexicalIndex
 from index.search import NO_FILTER, ChunkFilter
+from index.settings import IndexSettings
 from index.vectors import VectorStore, drop_collections
 
 ACTIVE_FILE = "active.json"

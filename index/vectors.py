@@ -49,7 +49,9 @@ def _unavailable(settings: IndexSettings, exc: Exception) -> str:
 class VectorStore:
     """Chunk vectors with flat metadata for filtering (``published`` as an int yyyymmdd)."""
 
-    def __init__(self, settings: IndexSettings, collection: str, *, must_exist: bool = False) -> None:
+    def __init__(
+        self, settings: IndexSettings, collection: str, *, must_exist: bool = False
+    ) -> None:
         self.settings = settings
         self.name = collection
         self.must_exist = must_exist  # the catalog lists chunks: an empty new one would hide it

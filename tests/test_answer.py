@@ -12,9 +12,9 @@ from langchain_core.documents import Document
 from assistant import NO_ANSWER, Answer, answer, stream_answer
 from assistant.chain import build_chain, normalise_history
 from assistant.cli import main as cli_main
+from assistant.errors import BadQuestionError
 from assistant.extractive import ExtractiveAnswerer, expected_type, has_type
 from assistant.fusion import reciprocal_rank_fusion
-from assistant.errors import BadQuestionError
 from assistant.questions import clean_question
 from assistant.settings import Settings
 from index.embeddings import FakeTokenizingEmbeddings

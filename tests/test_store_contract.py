@@ -15,15 +15,27 @@ from index.store import Index
 from index.sync import sync
 
 ARTICLES = {
-    "ferry.md": ("Ferry strike ends", "Harbour Times", "2024-03-01",
-                 "Ferry crews on the Skerrow route ended their strike after a pay deal of 6%. "
-                 "Sailings resume on Tuesday."),
-    "orchard.md": ("Orchard harvest doubles", "Valley Post", "2024-05-20",
-                   "Apple growers in Kentmere picked twice as many apples as last year. "
-                   "Cider makers welcomed the glut."),
-    "comet.md": ("Comet seen over Oban", "Harbour Times", "2024-09-12",
-                 "Stargazers in Oban watched comet Tsuchinshan pass low over the bay. "
-                 "The comet will not return for 80,000 years."),
+    "ferry.md": (
+        "Ferry strike ends",
+        "Harbour Times",
+        "2024-03-01",
+        "Ferry crews on the Skerrow route ended their strike after a pay deal of 6%. "
+        "Sailings resume on Tuesday.",
+    ),
+    "orchard.md": (
+        "Orchard harvest doubles",
+        "Valley Post",
+        "2024-05-20",
+        "Apple growers in Kentmere picked twice as many apples as last year. "
+        "Cider makers welcomed the glut.",
+    ),
+    "comet.md": (
+        "Comet seen over Oban",
+        "Harbour Times",
+        "2024-09-12",
+        "Stargazers in Oban watched comet Tsuchinshan pass low over the bay. "
+        "The comet will not return for 80,000 years.",
+    ),
 }
 
 
@@ -78,8 +90,16 @@ def test_one_filter_restricts_dense_and_fetch_alike(store: ChunkSearch) -> None:
     assert dense and "Comet seen over Oban" not in _titles(store, [i for i, _ in dense])
     every = [i for i, _ in store.search_dense("news", 10)]
     kept = store.fetch(every, before_summer)
-    assert {c.article.title for c in kept.values()} == {"Ferry strike ends", "Orchard harvest doubles"}
+    assert {c.article.title for c in kept.values()} == {
+        "Ferry strike ends",
+        "Orchard harvest doubles",
+    }
     harbour = store.fetch(every, ChunkFilter(sources=("Harbour Times",)))
-    assert {c.article.title for c in harbour.values()} == {"Ferry strike ends", "Comet seen over Oban"}
+    assert {c.article.title for c in harbour.values()} == {
+        "Ferry strike ends",
+        "Comet seen over Oban",
+    }
     window = ChunkFilter(published_after=date(2024, 5, 20), published_before=date(2024, 5, 20))
-    assert {c.article.title for c in store.fetch(every, window).values()} == {"Orchard harvest doubles"}
+    assert {c.article.title for c in store.fetch(every, window).values()} == {
+        "Orchard harvest doubles"
+    }

@@ -76,10 +76,26 @@ class Settings(BaseSettings):
     )
     ui_host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     ui_port: int = Field(default=7860, description="Port of the chat UI.")
-    ui_auth: str | None = Field(
-        default=None, description="'user:password' to require a login in the UI."
+    ui_auth: SecretStr | None = Field(
+        default=None,
+        description="'user:password' to require a login in the UI. Required (or an explicit "
+        "`--no-auth`) when the UI binds to an address other than loopback.",
     )
     max_upload_mb: float = Field(default=20.0, gt=0, description="Largest file the UI accepts.")
+    allow_private_urls: bool = Field(
+        default=False,
+        description=(
+            "Fetch article URLs whose host is on a private, loopback, link-local or reserved "
+            "address (your own intranet). Off: only public addresses, in the UI and the CLI "
+            "alike, checked on every redirect; a URL typed into the UI must not make the "
+            "server read its own network (cloud metadata, admin pages)."
+        ),
+    )
+    url_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds one URL fetch may take in all (redirects and body included).",
+    )
     ui_workers: int = Field(
         default=2,
         ge=1,

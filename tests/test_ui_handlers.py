@@ -12,6 +12,7 @@ import pytest
 from assistant.errors import AssistantError, ConfigError
 from assistant.settings import Settings
 from assistant.types import Answer
+from index.fetch import Page
 from index.records import FailedSource, SyncReport
 from ui import handlers
 
@@ -118,29 +119,40 @@ def write(path: Path, data: bytes | str) -> Path:
 def test_add_articles_copies_syncs_and_drops_failed_uploads(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", max_upload_mb=1)
     upload_dir = settings.home / "uploads"
-    write(upload_dir / "bad.txt", "an earlier good version")
     good = write(tmp_path / "gradio" / "good.md", "# Title\n\nBody text.")
     bad = write(tmp_path / "gradio" / "bad.txt", b"\x89PNG\x00\x01")
     exe = write(tmp_path / "gradio" / "tool.exe", b"MZ")
     seen: dict[str, Any] = {}
+    fetched: list[str] = []
+
+    def fetch(url: str, **kwargs: Any) -> Page:
+        fetched.append(url)
+        assert kwargs["allow_private"] is False and kwargs["timeout"] == settings.url_timeout
+        return Page(b"<p>page</p>", "text/html", None)
 
     def sync(sources: list[str], **kwargs: Any) -> SyncReport:
         seen.update(sources=sources, **kwargs)
-        assert (upload_dir / "bad.txt").read_bytes() == b"\x89PNG\x00\x01"
         kwargs["progress"](1, 2, "embedding")
-        return SyncReport(
-            added=1, failed=[FailedSource(str(upload_dir / "bad.txt"), "binary file, not text")]
-        )
+        bad_copy = next(p for p in sources if p.endswith("bad.txt"))
+        return SyncReport(added=1, failed=[FailedSource(bad_copy, "binary file, not text")])
 
     progress: list[tuple[int, int, str]] = []
     html = handlers.add_articles(
-        [good, bad, exe], " https://news.example/a ", settings, lambda *a: progress.append(a), sync
+        [good, bad, exe],
+        " https://news.example/a ",
+        settings,
+        lambda *a: progress.append(a),
+        sync,
+        fetch=fetch,
+        indexed_files=lambda s: set(),
     )
-    assert seen["sources"] == [str(upload_dir), "https://news.example/a"]
+    assert fetched == ["https://news.example/a"]
+    assert seen["sources"][-1] == "https://news.example/a"
+    assert [Path(p).name for p in seen["sources"][:-1]] == ["good.md", "bad.txt"]
+    assert all(Path(p).parent.parent == upload_dir for p in seen["sources"][:-1])
     assert progress == [(1, 2, "embedding")]
-    assert (upload_dir / "good.md").exists()
-    assert (upload_dir / "bad.txt").read_text() == "an earlier good version"  # restored
-    assert not list(upload_dir.glob(".*"))  # no backup left behind
+    assert [p.name for p in upload_dir.rglob("*")  if p.is_file()] == ["good.md"]
+    assert not list(upload_dir.rglob(".*"))  # no temporary file left behind
     assert "1 added" in html and "binary file, not text" in html
     assert "tool.exe" in html and "unsupported file type" in html
 
@@ -161,7 +173,7 @@ def test_add_articles_refusals_without_sync(tmp_path: Path) -> None:
     good = write(tmp_path / "in" / "new.txt", "Title\n\nBody.")
     html = handlers.add_articles([good], "", settings, None, busy)
     assert "another sync is running" in html
-    assert not (settings.home / "uploads" / "new.txt").exists()
+    assert not list((settings.home / "uploads").rglob("new.txt"))
 
 
 def test_add_articles_with_real_sync(fake_settings: Settings, tmp_path: Path) -> None:
@@ -177,7 +189,7 @@ def test_add_articles_with_real_sync(fake_settings: Settings, tmp_path: Path) ->
     assert "1 added" in html and "photo.txt" in html, html
     titles = [a.title for a in list_articles(fake_settings)]
     assert titles == ["Otters return to the river"]
-    assert not (fake_settings.home / "uploads" / "photo.txt").exists()
+    assert not list((fake_settings.home / "uploads").rglob("photo.txt"))
     again = handlers.add_articles([good], "", fake_settings)
     assert "0 added" in again and "1 unchanged" in again and "photo.txt" not in again
 

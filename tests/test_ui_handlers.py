@@ -252,3 +252,57 @@ def test_ask_on_an_empty_index_points_to_the_upload_tab(tmp_path: Path) -> None:
     last = list(handlers.ask("q?", [], handlers.ChatOptions(), Settings(home=tmp_path / "e")))[-1]
     assert "nothing is indexed" in last[0][-1]["content"]
     assert "Add articles" in last[0][-1]["content"]
+
+
+# --- what a keystroke and a streamed fragment cost (speed: bench/ui_latency.py) --------------
+def test_article_listing_rereads_the_catalog_only_when_it_changed(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    from assistant.api import sync_articles
+    from ui.listing import ArticleListing
+
+    folder = tmp_path / "corpus"
+    write(folder / "a.txt", "Otters return\n\nOtters were seen in the river.")
+    write(folder / "b.txt", "Harbour reopens\n\nThe harbour reopened on Monday.")
+    listing = ArticleListing(fake_settings)
+    assert listing.table("") == [] and listing.reloads == 0  # nothing indexed yet
+    sync_articles([str(folder)], settings=fake_settings, progress=lambda *a: None)
+    assert [r[0] for r in listing.table("")] == ["Otters return", "Harbour reopens"]
+    for query in ("o", "ot", "otter", "otter a", "harbour"):
+        listing.table(query)
+    assert [r[0] for r in listing.table("otters A.TXT")] == ["Otters return"]
+    assert listing.reloads == 1  # keystrokes filter the cached rows
+    write(folder / "c.txt", "Ferry late\n\nThe ferry was late again.")
+    sync_articles([str(folder)], settings=fake_settings, progress=lambda *a: None)
+    assert [r[0] for r in listing.table("ferry")] == ["Ferry late"]
+    assert listing.reloads == 2 and listing.snapshot().status.articles == 3
+    listing.close()
+
+
+def test_streamed_fragments_send_only_the_chat(tmp_path: Path, monkeypatch: Any) -> None:
+    """While an answer streams, the sources panel, the state and the question box are left
+    alone (gr.skip) and earlier turns are not rendered again."""
+    import gradio as gr
+
+    import assistant.api as api
+    from ui import render
+    from ui.app import build_app
+
+    stream, _ = fake_stream(deltas=("a", "b", "c"))
+    monkeypatch.setattr(api, "stream_answer", stream)
+    demo = build_app(Settings(home=tmp_path / "home"))
+    ids = {b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "aa-question"}
+    ask = next(f for f in demo.fns.values() if any(t[0] in ids for t in f.targets))
+    earlier = [render.Turn("Before?", answer=Answer("Before?", "Old [1].", True, [cite(1)]))]
+    render.chat_messages(earlier)  # the finished turn is rendered once
+    calls: list[int] = []
+    original = render.answer_html
+    monkeypatch.setattr(render, "answer_html", lambda *a: calls.append(1) or original(*a))
+    updates = list(ask.fn("Now?", earlier, 5, "extractive", [], "", ""))
+    middle = updates[1:-1]
+    assert len(middle) == 3
+    assert all(u[1] == gr.skip() and u[2] == gr.skip() and u[3] == gr.skip() for u in middle)
+    assert [u[0][-1]["content"].split(" ")[0] for u in middle] == ["a", "ab", "abc"]
+    final = updates[-1]
+    assert "everything is on the table" in final[1] and len(final[2]) == 2
+    assert calls == [1]  # only the new answer was rendered; the earlier one came from cache

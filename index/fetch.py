@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ _CHUNK = 64 * 1024
 # Content types that cannot hold an article worth parsing as HTML.
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_TRUE = {"1", "true", "yes", "on"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}  # as pydantic reads the Settings field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -174,6 +174,10 @@ class _Deadline:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
 
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.end
+
     def left(self, url: str) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
@@ -255,6 +259,12 @@ def _fetch_once(
         path += f"?{parts.query}"
     conn = _connection(scheme, host, address, port, deadline.left(url))
     response: http.client.HTTPResponse | None = None
+    sock: socket.socket | None = None
+    # Socket timeouts bound each receive, not their sum (headers can drip too): at the
+    # deadline a watchdog shuts the connection down, which ends any read in progress.
+    watchdog = threading.Timer(deadline.left(url), _shut, args=(conn, lambda: sock))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request(
             "GET",
@@ -287,17 +297,32 @@ def _fetch_once(
         raise
     except TimeoutError as exc:
         raise LoadError(url, f"timed out after {deadline.seconds:g} s") from exc
-    except ssl.SSLError as exc:
-        raise LoadError(url, f"TLS error: {exc.reason or exc}") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
+        if deadline.expired:
+            raise LoadError(url, f"timed out after {deadline.seconds:g} s") from exc
+        if isinstance(exc, ssl.SSLError):
+            raise LoadError(url, f"TLS error: {exc.reason or exc}") from exc
         raise LoadError(url, f"cannot fetch: {_reason(exc)}") from exc
     finally:
+        watchdog.cancel()
         if response is not None:
             response.close()
         conn.close()
+    if deadline.expired:  # the watchdog cut the body short: it ended, but not by itself
+        raise LoadError(url, f"timed out after {deadline.seconds:g} s")
     if len(data) > max_bytes:
         raise LoadError(url, too_large(len(data), max_bytes))
     return Page(data=data, content_type=content_type, charset=charset)
+
+
+def _shut(conn: http.client.HTTPConnection, kept: Callable[[], socket.socket | None]) -> None:
+    """Shut the connection's socket(s) down from the watchdog thread."""
+    for sock in (conn.sock, kept()):
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected yet, or already closed
 
 
 def _read_at_most(

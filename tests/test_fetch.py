@@ -251,6 +251,26 @@ def test_one_deadline_covers_a_slowly_dripping_body(serve: Callable[[str, dict],
         fetch_url(site.url("/drip"), max_bytes=LIMIT, timeout=1.0, allow_private=True)
 
 
+def test_one_deadline_covers_dripping_headers(serve: Callable[[str, dict], Site]) -> None:
+    """Headers arriving a byte at a time never trip a per-receive timeout either: the client
+    must hang up at the deadline, while the server is still dripping (seen by the server)."""
+    hung_up = threading.Event()
+
+    def drip_headers(handler: http.server.BaseHTTPRequestHandler) -> None:
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 80:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            hung_up.set()
+
+    site = serve("127.0.0.1", {"/drip": drip_headers})
+    with pytest.raises(LoadError, match="timed out after 1 s"):
+        fetch_url(site.url("/drip"), max_bytes=LIMIT, timeout=1.0, allow_private=True)
+    assert hung_up.wait(15), "the client kept reading past its deadline"
+
+
 def test_size_cap_while_reading(serve: Callable[[str, dict], Site]) -> None:
     def endless(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(200)

@@ -28,11 +28,46 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-WORDS = (
-    "harbour strike council budget river otters minister vote tariffs market storm ferry school "
-    "hospital election court police museum railway bridge festival farmers energy prices rates "
-    "union talks wages housing flood league stadium coach season trial judge report survey"
-).split()
+WORDS = [
+    "harbour",
+    "strike",
+    "council",
+    "budget",
+    "river",
+    "otters",
+    "minister",
+    "vote",
+    "tariffs",
+    "market",
+    "storm",
+    "ferry",
+    "school",
+    "hospital",
+    "election",
+    "court",
+    "police",
+    "museum",
+    "railway",
+    "bridge",
+    "festival",
+    "farmers",
+    "energy",
+    "prices",
+    "rates",
+    "union",
+    "talks",
+    "wages",
+    "housing",
+    "flood",
+    "league",
+    "stadium",
+    "coach",
+    "season",
+    "trial",
+    "judge",
+    "report",
+    "survey",
+]
 
 
 def write_corpus(folder: Path, n: int, rng: random.Random) -> None:
@@ -131,7 +166,9 @@ def fake_conversation(turns: int) -> list[Any]:
                     article_id=f"a{t}{n}",
                 )
             )
-        text = " ".join(f"{' '.join(rng.choice(WORDS) for _ in range(14))} [{n}]." for n in range(1, 6))
+        text = " ".join(
+            f"{' '.join(rng.choice(WORDS) for _ in range(14))} [{n}]." for n in range(1, 6)
+        )
         history.append(Turn(f"Question {t}?", answer=Answer(f"Question {t}?", text, True, cites)))
     return history
 
@@ -156,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         write_corpus(corpus, args.articles, random.Random(1))
         start = time.perf_counter()
         report = api.sync_articles([str(corpus)], settings=settings, progress=lambda *a: None)
-        print(f"indexed {report.added} articles in {time.perf_counter() - start:.1f} s (fake embedder)")
+        print(
+            f"indexed {report.added} articles in {time.perf_counter() - start:.1f} s (fake embedder)"
+        )
 
         demo = build_app(settings)
         results: dict[str, Any] = {}
@@ -167,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         calls = (search.fn(q) for q in keystrokes)
         search.fn(query)  # first load (status, model of the table) is not a keystroke
         results["search_keystroke"] = summary(
-            f"search keystroke ({args.articles} articles)", server_cost(demo, search, calls, loop, False)
+            f"search keystroke ({args.articles} articles)",
+            server_cost(demo, search, calls, loop, False),
         )
 
         history = fake_conversation(args.turns)

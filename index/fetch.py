@@ -15,6 +15,7 @@ hands the page to the sync through ``prefetched``; the sync then finds it instea
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import os
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
 
 from assistant.errors import LoadError
@@ -54,7 +56,8 @@ class Page:
     charset: str | None
 
 
-_PREFETCHED: ContextVar[Mapping[str, Page]] = ContextVar("prefetched_pages", default={})
+_NO_PAGES: Mapping[str, Page] = MappingProxyType({})
+_PREFETCHED: ContextVar[Mapping[str, Page]] = ContextVar("prefetched_pages", default=_NO_PAGES)
 
 
 @contextmanager
@@ -319,10 +322,8 @@ def _shut(conn: http.client.HTTPConnection, kept: Callable[[], socket.socket | N
     """Shut the connection's socket(s) down from the watchdog thread."""
     for sock in (conn.sock, kept()):
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # not connected yet, or already closed
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # not connected yet, or already closed
 
 
 def _read_at_most(

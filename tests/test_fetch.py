@@ -77,7 +77,9 @@ def serve() -> Iterator[Callable[[str, dict], Site]]:
                 pass
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("Server", (http.server.ThreadingHTTPServer,), {"address_family": family})
+        server_class = type(
+            "Server", (http.server.ThreadingHTTPServer,), {"address_family": family}
+        )
         httpd = server_class((host, 0), Handler)
         httpd.daemon_threads = True
         site.port = httpd.server_address[1]
@@ -151,7 +153,7 @@ def test_loopback_refused_by_default_and_nothing_is_requested(
     monkeypatch.delenv("ASSISTANT_ALLOW_PRIVATE_URLS", raising=False)
     site = serve("127.0.0.1", {"/admin": _page})
     for url in (site.url("/admin"), f"http://localhost:{site.port}/admin"):
-        with pytest.raises(LoadError, match="not a public web site.*ASSISTANT_ALLOW_PRIVATE_URLS"):
+        with pytest.raises(LoadError, match=r"not a public web site.*ASSISTANT_ALLOW_PRIVATE_URLS"):
             fetch_url(url, max_bytes=LIMIT)
     assert site.hits == []
 
@@ -283,7 +285,7 @@ def test_size_cap_while_reading(serve: Callable[[str, dict], Site]) -> None:
             pass
 
     site = serve("127.0.0.1", {"/endless": endless})
-    with pytest.raises(LoadError, match="over the 0.00\\d+ MB limit"):
+    with pytest.raises(LoadError, match=r"over the 0\.00\d+ MB limit"):
         fetch_url(site.url("/endless"), max_bytes=1000, allow_private=True)
 
 

@@ -151,7 +151,7 @@ def test_add_articles_copies_syncs_and_drops_failed_uploads(tmp_path: Path) -> N
     assert [Path(p).name for p in seen["sources"][:-1]] == ["good.md", "bad.txt"]
     assert all(Path(p).parent.parent == upload_dir for p in seen["sources"][:-1])
     assert progress == [(1, 2, "embedding")]
-    assert [p.name for p in upload_dir.rglob("*")  if p.is_file()] == ["good.md"]
+    assert [p.name for p in upload_dir.rglob("*") if p.is_file()] == ["good.md"]
     assert not list(upload_dir.rglob(".*"))  # no temporary file left behind
     assert "1 added" in html and "binary file, not text" in html
     assert "tool.exe" in html and "unsupported file type" in html

@@ -88,8 +88,11 @@ def test_slow_url_does_not_block_other_uploads(
     """The fetch happens before the index lock: an upload made meanwhile goes through."""
     base, hits = site
     settings = fake_settings.model_copy(update={"allow_private_urls": True})
-    sync_articles([str(write(tmp_path / "seed" / "a.txt", "Seed\n\nSeed text here."))],
-                  settings=settings, progress=lambda *a: None)
+    sync_articles(
+        [str(write(tmp_path / "seed" / "a.txt", "Seed\n\nSeed text here."))],
+        settings=settings,
+        progress=lambda *a: None,
+    )
     results: dict[str, str] = {}
     slow = threading.Thread(
         target=lambda: results.update(url=handlers.add_articles(None, f"{base}/slow", settings))
@@ -112,7 +115,7 @@ def test_non_loopback_bind_without_auth_is_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(app, "build_app", lambda settings: _FakeDemo(launched))
     monkeypatch.setattr(app, "_warm_up", lambda settings: None)
     settings = Settings()
-    with pytest.raises(ConfigError, match="--auth user:password.*--no-auth"):
+    with pytest.raises(ConfigError, match=r"--auth user:password.*--no-auth"):
         app.launch(settings, host="0.0.0.0", block=False)
     assert launched == []
     app.launch(settings, host="0.0.0.0", no_auth=True, block=False)
@@ -163,7 +166,9 @@ def _no_block(launch: Any) -> Any:
 
 
 # --- 3. uploads keep apart -------------------------------------------------------------------
-def test_two_users_uploading_the_same_name_keep_both(fake_settings: Settings, tmp_path: Path) -> None:
+def test_two_users_uploading_the_same_name_keep_both(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
     ann = write(tmp_path / "ann" / "story.txt", "Ann's harbour story\n\nThe ferry was late again.")
     bob = write(tmp_path / "bob" / "story.txt", "Bob's otter story\n\nOtters swam past the mill.")
     assert "1 added" in handlers.add_articles([ann], "", fake_settings)
@@ -194,10 +199,15 @@ def test_jsonl_with_a_bad_line_keeps_the_good_records(
     assert len(list((fake_settings.home / "uploads").rglob("news.jsonl"))) == 1
     again = sync_articles(settings=fake_settings, progress=lambda *a: None)  # a later re-sync
     assert again.removed == 0
-    assert sorted(a.title for a in list_articles(fake_settings)) == ["Harbour reopens", "Otters return"]
+    assert sorted(a.title for a in list_articles(fake_settings)) == [
+        "Harbour reopens",
+        "Otters return",
+    ]
 
 
-def test_a_file_with_no_good_record_is_still_removed(fake_settings: Settings, tmp_path: Path) -> None:
+def test_a_file_with_no_good_record_is_still_removed(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
     upload = write(tmp_path / "in" / "junk.jsonl", "not json\n{also not\n")
     html = handlers.add_articles([upload], "", fake_settings)
     assert "junk.jsonl" in html and "invalid JSON" in html
@@ -225,11 +235,14 @@ def test_ui_errors_reveal_no_server_paths(fake_settings: Settings, tmp_path: Pat
     shown.append(handlers.add_articles([first], "", settings))
     shown.append(handlers.add_articles([copy], "", settings))  # a duplicate: "same text as ..."
     assert "same text as a.txt" in shown[-1], shown[-1]
-    shown.append(handlers.add_articles([write(tmp_path / "in" / "bin.txt", b"\x00\x01" * 50)], "", settings))
+    shown.append(
+        handlers.add_articles([write(tmp_path / "in" / "bin.txt", b"\x00\x01" * 50)], "", settings)
+    )
 
     with sync_lock(settings.home):  # another sync holds the index
-        busy = handlers.add_articles([write(tmp_path / "in" / "c.txt", "C\n\nMore text here.")],
-                                     "", settings, wait=0.1)
+        busy = handlers.add_articles(
+            [write(tmp_path / "in" / "c.txt", "C\n\nMore text here.")], "", settings, wait=0.1
+        )
     assert "try again" in busy
     shown.append(busy)
     shown.append(_index_views(settings, ArticleListing(settings))[0])  # status: no store path
@@ -237,7 +250,9 @@ def test_ui_errors_reveal_no_server_paths(fake_settings: Settings, tmp_path: Pat
     (settings.home / "active.json").write_text('{"generation": "../../etc"}')  # a damaged home
     shown.append(chat("anything?"))
     assert "whoever runs this server" in shown[-1]
-    shown.append(handlers.add_articles([write(tmp_path / "in" / "d.txt", "D\n\nText d.")], "", settings))
+    shown.append(
+        handlers.add_articles([write(tmp_path / "in" / "d.txt", "D\n\nText d.")], "", settings)
+    )
     shown.append(_index_views(settings, ArticleListing(settings))[0])
 
     for html in shown:

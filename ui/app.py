@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gradio as gr
-
 from pydantic import SecretStr
 
 from assistant.errors import ConfigError

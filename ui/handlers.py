@@ -6,6 +6,7 @@ so unit tests drive them with fakes and the Gradio layer in ``ui.app`` stays a t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -320,10 +321,8 @@ def _failures(report: Any, home: Path, kept: set[Path]) -> list[tuple[str, str]]
 def _remove(paths: set[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-        try:
-            path.parent.rmdir()  # its content-hash folder, when nothing else is in it
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # its content-hash folder, if nothing else is there
+            path.parent.rmdir()
 
 
 # --- what is indexed -------------------------------------------------------------------------

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         le=64,
         description="Questions the UI answers at once (one per core is enough: the model is shared).",
     )
+    ui_stream_refresh_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="Least seconds between chat updates while an answer streams (the first "
+        "words show at once): each update re-renders the whole conversation in the browser.",
+    )
+    ui_max_rows: int = Field(
+        default=200,
+        ge=1,
+        description="Most rows the Indexed articles table shows; the search box narrows them.",
+    )
     ui_queue_size: int = Field(
         default=64,
         ge=1,

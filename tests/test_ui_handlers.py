@@ -290,7 +290,7 @@ def test_streamed_fragments_send_only_the_chat(tmp_path: Path, monkeypatch: Any)
 
     stream, _ = fake_stream(deltas=("a", "b", "c"))
     monkeypatch.setattr(api, "stream_answer", stream)
-    demo = build_app(Settings(home=tmp_path / "home"))
+    demo = build_app(Settings(home=tmp_path / "home", ui_stream_refresh_s=0))
     ids = {b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "aa-question"}
     ask = next(f for f in demo.fns.values() if any(t[0] in ids for t in f.targets))
     earlier = [render.Turn("Before?", answer=Answer("Before?", "Old [1].", True, [cite(1)]))]
@@ -306,3 +306,32 @@ def test_streamed_fragments_send_only_the_chat(tmp_path: Path, monkeypatch: Any)
     final = updates[-1]
     assert "everything is on the table" in final[1] and len(final[2]) == 2
     assert calls == [1]  # only the new answer was rendered; the earlier one came from cache
+
+
+def test_streamed_updates_are_paced(tmp_path: Path) -> None:
+    """The first words show at once; then at most one update per refresh_s, and the final
+    answer always arrives."""
+    stream, _ = fake_stream(deltas=tuple(f"w{i} " for i in range(50)))
+    settings = Settings(home=tmp_path)
+    paced = list(handlers.ask("q", [], handlers.ChatOptions(), settings, stream, refresh_s=60))
+    assert len(paced) == 3  # the question, the first words, the final answer
+    assert paced[1][0][-1]["content"].startswith("w0")
+    assert "Tariffs" in paced[-1][0][-1]["content"]
+    every = list(handlers.ask("q", [], handlers.ChatOptions(), settings, stream, refresh_s=0))
+    assert len(every) == 52
+
+
+def test_article_table_is_capped_with_a_count(fake_settings: Settings, tmp_path: Path) -> None:
+    from assistant.api import sync_articles
+    from ui.app import _table
+    from ui.listing import ArticleListing
+
+    for i in range(5):
+        write(tmp_path / "c" / f"s{i}.txt", f"Story {i}\n\nText of story number {i} here.")
+    sync_articles([str(tmp_path / "c")], settings=fake_settings, progress=lambda *a: None)
+    snap = ArticleListing(fake_settings.model_copy(update={"ui_max_rows": 3})).snapshot()
+    capped = _table(fake_settings.model_copy(update={"ui_max_rows": 3}), snap, "")
+    assert len(capped["value"]["data"]) == 3
+    assert capped["label"].startswith("3 of 5 articles shown")
+    one = _table(fake_settings, snap, "story 4")
+    assert [r[0] for r in one["value"]["data"]] == ["Story 4"] and one["label"] == "1 article"

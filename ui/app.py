@@ -23,7 +23,7 @@ from assistant.settings import Settings
 from index.store import empty_status
 from ui import handlers
 from ui.assets import APP_CSS, CITE_JS, SOURCES_CSS
-from ui.listing import ArticleListing, filter_rows
+from ui.listing import ArticleListing, Snapshot, filter_rows
 from ui.messages import user_message
 from ui.render import Turn, esc, sources_html, status_html
 
@@ -44,9 +44,19 @@ def _index_views(
             gr.skip(),
         )
     status = status_html(snap.status if snap.status is not None else empty_status(settings))
+    return status, _table(settings, snap, query), gr.update(choices=snap.sources)
+
+
+def _table(settings: Settings, snap: Snapshot, query: str) -> Any:
+    """The matching rows, at most ``ui_max_rows`` of them: a browser table of thousands of rows
+    takes seconds to draw on every keystroke, and nobody reads past a screenful anyway."""
     rows = filter_rows(snap.rows, snap.haystacks, query)
-    table = {"headers": handlers.ARTICLE_HEADERS, "data": rows}
-    return status, table, gr.update(choices=snap.sources)
+    shown = rows[: settings.ui_max_rows]
+    if len(shown) < len(rows):
+        label = f"{len(shown):,} of {len(rows):,} articles shown; type in the search box to narrow"
+    else:
+        label = f"{len(rows):,} article{'' if len(rows) == 1 else 's'}"
+    return gr.update(value={"headers": handlers.ARTICLE_HEADERS, "data": shown}, label=label)
 
 
 def build_app(settings: Settings) -> gr.Blocks:
@@ -152,6 +162,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                     refresh = gr.Button("Refresh", scale=1, size="sm")
                 table = gr.Dataframe(
                     headers=handlers.ARTICLE_HEADERS,
+                    label="Articles",
+                    show_label=True,
                     interactive=False,
                     wrap=True,
                     elem_id="aa-table",
@@ -169,7 +181,10 @@ def build_app(settings: Settings) -> gr.Blocks:
         ) -> Iterator[tuple[Any, ...]]:
             options = handlers.ChatOptions(int(k_), mode_, list(srcs or []), after_, before_)
             first = True
-            for messages, panel, new_state in handlers.ask(q, state, options, settings):
+            refresh_s = settings.ui_stream_refresh_s
+            for messages, panel, new_state in handlers.ask(
+                q, state, options, settings, refresh_s=refresh_s
+            ):
                 # While text streams in, only the chat changes: the sources panel and the
                 # conversation state are sent at the start and the end, not per fragment.
                 yield (
@@ -206,9 +221,12 @@ def build_app(settings: Settings) -> gr.Blocks:
         def on_refresh(query: str) -> tuple[Any, ...]:
             return _index_views(settings, listing, query)
 
-        def on_search(query: str) -> dict[str, Any]:
+        def on_search(query: str) -> Any:
             # A keystroke only filters the cached rows; status and sources stay as they are.
-            return _index_views(settings, listing, query)[1]
+            try:
+                return _table(settings, listing.snapshot(), query)
+            except Exception:  # the Refresh button shows why
+                return gr.skip()
 
         views = [status, table, source_filter]
         search.change(on_search, [search], [table], show_progress="hidden")

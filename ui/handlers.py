@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -98,12 +99,16 @@ def ask(
     options: ChatOptions,
     settings: Settings,
     stream: StreamFn | None = None,
+    *,
+    refresh_s: float = 0.0,
 ) -> Iterator[ChatUpdate]:
     """Stream one answer into the conversation: yields (chat messages, sources panel, turns).
 
     The chat shows the streamed deltas as they come; the final ``Answer`` replaces them (its
     text may differ from the deltas) and fills the sources panel. The first and the last
-    update carry everything; those in between carry the messages only.
+    update carry everything; those in between carry the messages only, at most one per
+    ``refresh_s`` (the first fragment at once): the browser's chat re-renders every message
+    of the conversation on each update, so per-token updates of a long chat swamp it.
     """
     if stream is None:
         from assistant.api import stream_answer
@@ -131,12 +136,15 @@ def ask(
             published_after=after,
             published_before=before,
         )
+        shown = float("-inf")
         for event in events:
             if isinstance(event, Answer):
                 turn.answer = event
             else:
                 turn.partial += str(event)
-                yield chat_messages(turns), None, None
+                if time.monotonic() - shown >= refresh_s:
+                    shown = time.monotonic()
+                    yield chat_messages(turns), None, None
     except Exception as exc:  # a bug must not leave the chat hanging; the log has the trace
         turn.error = user_message(exc, settings.home)
     if turn.answer is None and turn.error is None:

@@ -62,7 +62,8 @@ def user_message(exc: BaseException, home: Path) -> str:
         return "nothing is indexed yet. Add articles in the “Add articles” tab."
     if isinstance(exc, LoadError):
         return f"{display_name(exc.origin)}: {redact(exc.reason, home, home.resolve())}"
+    message = redact(str(exc), home, home.resolve())
     if isinstance(exc, StoreUnavailableError | IndexMismatchError | ConfigError):
         # Fixed at the server (rebuild, settings, a store to start), not in the browser.
-        return f"the index on this server cannot be used right now; {ASK_ADMIN}"
-    return redact(str(exc), home, home.resolve())
+        return f"{message} (This needs the server: {ASK_ADMIN}.)"
+    return message

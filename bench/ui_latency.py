@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     loop = asyncio.new_event_loop()
     with tempfile.TemporaryDirectory(prefix="ui-bench-") as tmp:
         settings = Settings(home=Path(tmp) / "home", embedding_model="fake")
+        if "ui_stream_refresh_s" in Settings.model_fields:  # the cost of every update, unpaced
+            settings = settings.model_copy(update={"ui_stream_refresh_s": 0.0})
         corpus = Path(tmp) / "corpus"
         write_corpus(corpus, args.articles, random.Random(1))
         start = time.perf_counter()

@@ -124,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 7860)")
     p.add_argument("--auth", help="require a login: user:password (ASSISTANT_UI_AUTH)")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without a login on a non-loopback --host (refused otherwise)",
+    )
 
     from assistant import benchmark, evaluation
 
@@ -233,7 +238,13 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from ui.app import launch
 
-    launch(settings, host=settings.ui_host, port=settings.ui_port, auth=settings.ui_auth)
+    launch(
+        settings,
+        host=settings.ui_host,
+        port=settings.ui_port,
+        auth=settings.ui_auth,
+        no_auth=args.no_auth,
+    )
     return 0
 
 

@@ -42,8 +42,10 @@ class Settings(IndexSettings):
     )
     ui_host: str = Field(default="127.0.0.1", description="Address the chat UI binds to.")
     ui_port: int = Field(default=7860, description="Port of the chat UI.")
-    ui_auth: str | None = Field(
-        default=None, description="'user:password' to require a login in the UI."
+    ui_auth: SecretStr | None = Field(
+        default=None,
+        description="'user:password' to require a login in the UI. Required (or an explicit "
+        "`--no-auth`) when the UI binds to an address other than loopback.",
     )
     max_upload_mb: float = Field(default=20.0, gt=0, description="Largest file the UI accepts.")
     ui_workers: int = Field(
@@ -51,6 +53,17 @@ class Settings(IndexSettings):
         ge=1,
         le=64,
         description="Questions the UI answers at once (one per core is enough: the model is shared).",
+    )
+    ui_stream_refresh_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="Least seconds between chat updates while an answer streams (the first "
+        "words show at once): each update re-renders the whole conversation in the browser.",
+    )
+    ui_max_rows: int = Field(
+        default=200,
+        ge=1,
+        description="Most rows the Indexed articles table shows; the search box narrows them.",
     )
     ui_queue_size: int = Field(
         default=64,

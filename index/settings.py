@@ -58,6 +58,21 @@ class IndexSettings(BaseSettings):
         description="Files larger than this are refused (reported, not indexed).",
     )
 
+    allow_private_urls: bool = Field(
+        default=False,
+        description=(
+            "Fetch article URLs whose host is on a private, loopback, link-local or reserved "
+            "address (your own intranet). Off: only public addresses, in the UI and the CLI "
+            "alike, checked on every redirect; a URL typed into the UI must not make the "
+            "server read its own network (cloud metadata, admin pages)."
+        ),
+    )
+    url_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds one URL fetch may take in all (redirects and body included).",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -175,7 +175,12 @@ class Syncer:
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
         try:
             if is_url(origin):
-                result = load_url(origin, max_bytes=max_bytes)
+                result = load_url(
+                    origin,
+                    max_bytes=max_bytes,
+                    timeout=self.settings.url_timeout,
+                    allow_private=self.settings.allow_private_urls,
+                )
                 digest = hashlib.sha256("\x1e".join(a.id for a in result.articles).encode())
                 new = _state(origin, work.root, None, digest.hexdigest())
                 records: Iterator[Record] = iter([*result.articles])

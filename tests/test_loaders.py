@@ -437,6 +437,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")  # the test site is on loopback
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
@@ -491,7 +492,8 @@ def test_load_url_rejects_other_schemes(url: str) -> None:
         load_url(url, max_bytes=LIMIT)
 
 
-def test_load_url_connection_refused() -> None:
+def test_load_url_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -176,8 +176,37 @@ def test_markup_inside_an_article_stays_inert(ui: Page, tmp_path: Path) -> None:
     # the `ui` fixture then checks that no request left the app's origin
 
 
+def test_add_by_url_refuses_the_servers_own_address(ui: Page, server: AppServer) -> None:
+    """A URL on the server's own loopback (here the app itself) is not fetched."""
+    page = ui.page
+    ui.tab("Add articles")
+    page.locator("#aa-url textarea, #aa-url input").first.fill(f"{server.url}gradio_api/info")
+    page.click("#aa-add")
+    page.locator("#aa-summary .aa-summary").wait_for(timeout=60_000)
+    summary = page.locator("#aa-summary").inner_text()
+    assert "not a public web site" in summary and "loopback" in summary, summary
+    assert "Index updated" not in summary
+
+
+def test_jsonl_upload_with_a_bad_line_keeps_its_good_records(ui: Page, tmp_path: Path) -> None:
+    news = tmp_path / "harbour-news.jsonl"
+    news.write_text(
+        '{"title": "Harbour reopens after storm", "text": "The harbour reopened on Monday."}\n'
+        '{"title": "Broken", "text": \n'
+        '{"title": "Ferries sail again", "text": "The first ferries sailed on Monday."}\n',
+        encoding="utf-8",
+    )
+    summary = ui.add([news])
+    assert "2 added" in summary and "harbour-news.jsonl#2" in summary, summary
+    assert str(tmp_path) not in summary and "uploads" not in summary
+    ui.tab("Indexed articles")
+    ui.page.locator("#aa-table").get_by_text("Ferries sail again").wait_for()
+    ui.page.locator("#aa-table").get_by_text("Harbour reopens after storm").wait_for()
+
+
 def test_only_the_apps_own_files_are_served(server: AppServer) -> None:
-    upload = server.home / "uploads" / "otters.txt"
+    uploads = server.home / "uploads"
+    upload = next(uploads.rglob("otters.txt"), uploads / "otters.txt")
     for path in (
         "/etc/passwd",
         str(SAMPLE / "us-china-trade-talks.md"),

@@ -12,6 +12,7 @@ import pytest
 from assistant.errors import AssistantError, ConfigError
 from assistant.settings import Settings
 from assistant.types import Answer
+from index.fetch import Page
 from index.records import FailedSource, SyncReport
 from ui import handlers
 
@@ -118,29 +119,40 @@ def write(path: Path, data: bytes | str) -> Path:
 def test_add_articles_copies_syncs_and_drops_failed_uploads(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", max_upload_mb=1)
     upload_dir = settings.home / "uploads"
-    write(upload_dir / "bad.txt", "an earlier good version")
     good = write(tmp_path / "gradio" / "good.md", "# Title\n\nBody text.")
     bad = write(tmp_path / "gradio" / "bad.txt", b"\x89PNG\x00\x01")
     exe = write(tmp_path / "gradio" / "tool.exe", b"MZ")
     seen: dict[str, Any] = {}
+    fetched: list[str] = []
+
+    def fetch(url: str, **kwargs: Any) -> Page:
+        fetched.append(url)
+        assert kwargs["allow_private"] is False and kwargs["timeout"] == settings.url_timeout
+        return Page(b"<p>page</p>", "text/html", None)
 
     def sync(sources: list[str], **kwargs: Any) -> SyncReport:
         seen.update(sources=sources, **kwargs)
-        assert (upload_dir / "bad.txt").read_bytes() == b"\x89PNG\x00\x01"
         kwargs["progress"](1, 2, "embedding")
-        return SyncReport(
-            added=1, failed=[FailedSource(str(upload_dir / "bad.txt"), "binary file, not text")]
-        )
+        bad_copy = next(p for p in sources if p.endswith("bad.txt"))
+        return SyncReport(added=1, failed=[FailedSource(bad_copy, "binary file, not text")])
 
     progress: list[tuple[int, int, str]] = []
     html = handlers.add_articles(
-        [good, bad, exe], " https://news.example/a ", settings, lambda *a: progress.append(a), sync
+        [good, bad, exe],
+        " https://news.example/a ",
+        settings,
+        lambda *a: progress.append(a),
+        sync,
+        fetch=fetch,
+        indexed_files=lambda s: set(),
     )
-    assert seen["sources"] == [str(upload_dir), "https://news.example/a"]
+    assert fetched == ["https://news.example/a"]
+    assert seen["sources"][-1] == "https://news.example/a"
+    assert [Path(p).name for p in seen["sources"][:-1]] == ["good.md", "bad.txt"]
+    assert all(Path(p).parent.parent == upload_dir for p in seen["sources"][:-1])
     assert progress == [(1, 2, "embedding")]
-    assert (upload_dir / "good.md").exists()
-    assert (upload_dir / "bad.txt").read_text() == "an earlier good version"  # restored
-    assert not list(upload_dir.glob(".*"))  # no backup left behind
+    assert [p.name for p in upload_dir.rglob("*") if p.is_file()] == ["good.md"]
+    assert not list(upload_dir.rglob(".*"))  # no temporary file left behind
     assert "1 added" in html and "binary file, not text" in html
     assert "tool.exe" in html and "unsupported file type" in html
 
@@ -161,7 +173,7 @@ def test_add_articles_refusals_without_sync(tmp_path: Path) -> None:
     good = write(tmp_path / "in" / "new.txt", "Title\n\nBody.")
     html = handlers.add_articles([good], "", settings, None, busy)
     assert "another sync is running" in html
-    assert not (settings.home / "uploads" / "new.txt").exists()
+    assert not list((settings.home / "uploads").rglob("new.txt"))
 
 
 def test_add_articles_with_real_sync(fake_settings: Settings, tmp_path: Path) -> None:
@@ -177,7 +189,7 @@ def test_add_articles_with_real_sync(fake_settings: Settings, tmp_path: Path) ->
     assert "1 added" in html and "photo.txt" in html, html
     titles = [a.title for a in list_articles(fake_settings)]
     assert titles == ["Otters return to the river"]
-    assert not (fake_settings.home / "uploads" / "photo.txt").exists()
+    assert not list((fake_settings.home / "uploads").rglob("photo.txt"))
     again = handlers.add_articles([good], "", fake_settings)
     assert "0 added" in again and "1 unchanged" in again and "photo.txt" not in again
 
@@ -240,3 +252,86 @@ def test_ask_on_an_empty_index_points_to_the_upload_tab(tmp_path: Path) -> None:
     last = list(handlers.ask("q?", [], handlers.ChatOptions(), Settings(home=tmp_path / "e")))[-1]
     assert "nothing is indexed" in last[0][-1]["content"]
     assert "Add articles" in last[0][-1]["content"]
+
+
+# --- what a keystroke and a streamed fragment cost (speed: bench/ui_latency.py) --------------
+def test_article_listing_rereads_the_catalog_only_when_it_changed(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    from assistant.api import sync_articles
+    from ui.listing import ArticleListing
+
+    folder = tmp_path / "corpus"
+    write(folder / "a.txt", "Otters return\n\nOtters were seen in the river.")
+    write(folder / "b.txt", "Harbour reopens\n\nThe harbour reopened on Monday.")
+    listing = ArticleListing(fake_settings)
+    assert listing.table("") == [] and listing.reloads == 0  # nothing indexed yet
+    sync_articles([str(folder)], settings=fake_settings, progress=lambda *a: None)
+    assert [r[0] for r in listing.table("")] == ["Otters return", "Harbour reopens"]
+    for query in ("o", "ot", "otter", "otter a", "harbour"):
+        listing.table(query)
+    assert [r[0] for r in listing.table("otters A.TXT")] == ["Otters return"]
+    assert listing.reloads == 1  # keystrokes filter the cached rows
+    write(folder / "c.txt", "Ferry late\n\nThe ferry was late again.")
+    sync_articles([str(folder)], settings=fake_settings, progress=lambda *a: None)
+    assert [r[0] for r in listing.table("ferry")] == ["Ferry late"]
+    assert listing.reloads == 2 and listing.snapshot().status.articles == 3
+    listing.close()
+
+
+def test_streamed_fragments_send_only_the_chat(tmp_path: Path, monkeypatch: Any) -> None:
+    """While an answer streams, the sources panel, the state and the question box are left
+    alone (gr.skip) and earlier turns are not rendered again."""
+    import gradio as gr
+
+    import assistant.api as api
+    from ui import render
+    from ui.app import build_app
+
+    stream, _ = fake_stream(deltas=("a", "b", "c"))
+    monkeypatch.setattr(api, "stream_answer", stream)
+    demo = build_app(Settings(home=tmp_path / "home", ui_stream_refresh_s=0))
+    ids = {b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "aa-question"}
+    ask = next(f for f in demo.fns.values() if any(t[0] in ids for t in f.targets))
+    earlier = [render.Turn("Before?", answer=Answer("Before?", "Old [1].", True, [cite(1)]))]
+    render.chat_messages(earlier)  # the finished turn is rendered once
+    calls: list[int] = []
+    original = render.answer_html
+    monkeypatch.setattr(render, "answer_html", lambda *a: calls.append(1) or original(*a))
+    updates = list(ask.fn("Now?", earlier, 5, "extractive", [], "", ""))
+    middle = updates[1:-1]
+    assert len(middle) == 3
+    assert all(u[1] == gr.skip() and u[2] == gr.skip() and u[3] == gr.skip() for u in middle)
+    assert [u[0][-1]["content"].split(" ")[0] for u in middle] == ["a", "ab", "abc"]
+    final = updates[-1]
+    assert "everything is on the table" in final[1] and len(final[2]) == 2
+    assert calls == [1]  # only the new answer was rendered; the earlier one came from cache
+
+
+def test_streamed_updates_are_paced(tmp_path: Path) -> None:
+    """The first words show at once; then at most one update per refresh_s, and the final
+    answer always arrives."""
+    stream, _ = fake_stream(deltas=tuple(f"w{i} " for i in range(50)))
+    settings = Settings(home=tmp_path)
+    paced = list(handlers.ask("q", [], handlers.ChatOptions(), settings, stream, refresh_s=60))
+    assert len(paced) == 3  # the question, the first words, the final answer
+    assert paced[1][0][-1]["content"].startswith("w0")
+    assert "Tariffs" in paced[-1][0][-1]["content"]
+    every = list(handlers.ask("q", [], handlers.ChatOptions(), settings, stream, refresh_s=0))
+    assert len(every) == 52
+
+
+def test_article_table_is_capped_with_a_count(fake_settings: Settings, tmp_path: Path) -> None:
+    from assistant.api import sync_articles
+    from ui.app import _table
+    from ui.listing import ArticleListing
+
+    for i in range(5):
+        write(tmp_path / "c" / f"s{i}.txt", f"Story {i}\n\nText of story number {i} here.")
+    sync_articles([str(tmp_path / "c")], settings=fake_settings, progress=lambda *a: None)
+    snap = ArticleListing(fake_settings.model_copy(update={"ui_max_rows": 3})).snapshot()
+    capped = _table(fake_settings.model_copy(update={"ui_max_rows": 3}), snap, "")
+    assert len(capped["value"]["data"]) == 3
+    assert capped["label"].startswith("3 of 5 articles shown")
+    one = _table(fake_settings, snap, "story 4")
+    assert [r[0] for r in one["value"]["data"]] == ["Story 4"] and one["label"] == "1 article"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -181,8 +182,14 @@ def test_status_and_summary_html() -> None:
         articles=3, chunks=12, embedding_model="bundled:<b>", chunking="c", store="/x"
     )
     assert "12" in render.status_html(status) and "&lt;b&gt;" in render.status_html(status)
-    report = SyncReport(added=1, failed=[FailedSource("/home/u/uploads/bin.txt", "binary <x>")])
-    summary = render.sync_summary_html(report, [("a.exe", "unsupported file type '.exe'")])
+    assert "/x" not in render.status_html(status)  # no server path, even of the store
+    report = SyncReport(
+        added=1,
+        duplicates=[FailedSource("/home/u/up/b.txt", "same text as /home/u/up/a.txt")],
+    )
+    problems = [("bin.txt", "binary <x>"), ("a.exe", "unsupported file type '.exe'")]
+    summary = render.sync_summary_html(report, problems, home=Path("/home/u"))
     assert "1 added" in summary and "bin.txt" in summary and "/home/u" not in summary
+    assert "b.txt: same text as a.txt" in summary
     assert "binary &lt;x&gt;" in summary and "a.exe" in summary
     assert_inert(summary)

@@ -16,37 +16,53 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gradio as gr
+from pydantic import SecretStr
 
-from assistant.errors import AssistantError, ConfigError
+from assistant.errors import ConfigError
 from assistant.settings import Settings
+from index.store import empty_status
 from ui import handlers
 from ui.assets import APP_CSS, CITE_JS, SOURCES_CSS
+from ui.listing import ArticleListing, Snapshot, filter_rows
+from ui.messages import user_message
 from ui.render import Turn, esc, sources_html, status_html
 
 log = logging.getLogger(__name__)
 _PROGRESS = gr.Progress()  # Gradio injects progress into a parameter with this default
 
 
-def _index_views(settings: Settings, query: str = "") -> tuple[str, dict[str, Any], Any]:
-    """(status HTML, article table, source filter update) from the public API."""
-    from assistant.api import index_status, list_articles
-
+def _index_views(
+    settings: Settings, listing: ArticleListing, query: str = ""
+) -> tuple[str, dict[str, Any], Any]:
+    """(status HTML, article table, source filter update), from the cached listing."""
     try:
-        status = status_html(index_status(settings))
-        articles = list_articles(settings)
-    except AssistantError as exc:
+        snap = listing.snapshot()
+    except Exception as exc:
         return (
-            f"<p class='aa-bad'>{esc(exc)}</p>",
+            f"<p class='aa-bad'>{esc(user_message(exc, settings.home))}</p>",
             {"headers": handlers.ARTICLE_HEADERS, "data": []},
-            gr.update(),
+            gr.skip(),
         )
-    table = {"headers": handlers.ARTICLE_HEADERS, "data": handlers.article_rows(articles, query)}
-    return status, table, gr.update(choices=handlers.source_choices(articles))
+    status = status_html(snap.status if snap.status is not None else empty_status(settings))
+    return status, _table(settings, snap, query), gr.update(choices=snap.sources)
+
+
+def _table(settings: Settings, snap: Snapshot, query: str) -> Any:
+    """The matching rows, at most ``ui_max_rows`` of them: a browser table of thousands of rows
+    takes seconds to draw on every keystroke, and nobody reads past a screenful anyway."""
+    rows = filter_rows(snap.rows, snap.haystacks, query)
+    shown = rows[: settings.ui_max_rows]
+    if len(shown) < len(rows):
+        label = f"{len(shown):,} of {len(rows):,} articles shown; type in the search box to narrow"
+    else:
+        label = f"{len(rows):,} article{'' if len(rows) == 1 else 's'}"
+    return gr.update(value={"headers": handlers.ARTICLE_HEADERS, "data": shown}, label=label)
 
 
 def build_app(settings: Settings) -> gr.Blocks:
     """The whole UI for ``settings`` (its ``home`` is the index that is served and grown)."""
     suffixes = ", ".join(handlers.supported_suffixes())
+    listing = ArticleListing(settings)
     # delete_cache: Gradio's temp copies of uploads go after an hour (ours are in home/uploads).
     with gr.Blocks(
         title="Article Assistant", analytics_enabled=False, delete_cache=(3600, 3600)
@@ -146,6 +162,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                     refresh = gr.Button("Refresh", scale=1, size="sm")
                 table = gr.Dataframe(
                     headers=handlers.ARTICLE_HEADERS,
+                    label="Articles",
+                    show_label=True,
                     interactive=False,
                     wrap=True,
                     elem_id="aa-table",
@@ -163,8 +181,18 @@ def build_app(settings: Settings) -> gr.Blocks:
         ) -> Iterator[tuple[Any, ...]]:
             options = handlers.ChatOptions(int(k_), mode_, list(srcs or []), after_, before_)
             first = True
-            for messages, panel, new_state in handlers.ask(q, state, options, settings):
-                yield messages, panel, new_state, ("" if first else gr.update())
+            refresh_s = settings.ui_stream_refresh_s
+            for messages, panel, new_state in handlers.ask(
+                q, state, options, settings, refresh_s=refresh_s
+            ):
+                # While text streams in, only the chat changes: the sources panel and the
+                # conversation state are sent at the start and the end, not per fragment.
+                yield (
+                    messages,
+                    gr.skip() if panel is None else panel,
+                    gr.skip() if new_state is None else new_state,
+                    "" if first else gr.skip(),
+                )
                 first = False
 
         ask_inputs = [question, turns, k, mode, source_filter, after, before]
@@ -185,29 +213,53 @@ def build_app(settings: Settings) -> gr.Blocks:
                 progress((done, total) if total else None, desc=message)
 
             html = handlers.add_articles(paths, link, settings, report)
-            status_, table_, choices_ = _index_views(settings)
+            status_, table_, choices_ = _index_views(settings, listing)
             return html, None, "", status_, table_, choices_
 
         add_btn.click(on_add, [files, url], [summary, files, url, status, table, source_filter])
 
         def on_refresh(query: str) -> tuple[Any, ...]:
-            return _index_views(settings, query)
+            return _index_views(settings, listing, query)
+
+        def on_search(query: str) -> Any:
+            # A keystroke only filters the cached rows; status and sources stay as they are.
+            try:
+                return _table(settings, listing.snapshot(), query)
+            except Exception:  # the Refresh button shows why
+                return gr.skip()
 
         views = [status, table, source_filter]
-        search.change(on_refresh, [search], views, show_progress="hidden")
+        search.change(on_search, [search], [table], show_progress="hidden")
         refresh.click(on_refresh, [search], views)
         demo.load(on_refresh, [search], views)
     return demo
 
 
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
+def parse_auth(auth: str | SecretStr | None) -> tuple[str, str] | None:
     """``user:password`` -> (user, password); the password may itself contain ':'."""
+    if isinstance(auth, SecretStr):
+        auth = auth.get_secret_value()
     if not auth:
         return None
     user, sep, password = auth.partition(":")
     if not sep or not user or not password:
         raise ConfigError("--auth must look like user:password (both non-empty)")
     return user, password
+
+
+def check_exposure(host: str, credentials: tuple[str, str] | None, no_auth: bool) -> None:
+    """Refuse to serve beyond this machine without a login, unless told so explicitly.
+
+    Anyone who reaches the port could read every indexed article, add their own and make the
+    server fetch URLs; a warning in a log nobody reads is not enough.
+    """
+    if credentials is None and not no_auth and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve the UI on {host} without a login: anyone who can reach it "
+            "could read and add articles. Pass --auth user:password (or set "
+            "ASSISTANT_UI_AUTH=user:password), bind to 127.0.0.1, or pass --no-auth if "
+            "everyone on that network may use it"
+        )
 
 
 def _is_loopback(host: str) -> bool:
@@ -237,16 +289,18 @@ def launch(
     settings: Settings,
     host: str | None = None,
     port: int | None = None,
-    auth: str | None = None,
+    auth: str | SecretStr | None = None,
     *,
+    no_auth: bool = False,
     block: bool = True,
 ) -> gr.Blocks:
     """Serve the UI; binds ``settings.ui_host`` (127.0.0.1) unless ``host`` says otherwise."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     host = host or settings.ui_host
     credentials = parse_auth(auth if auth is not None else settings.ui_auth)
-    if not _is_loopback(host) and credentials is None:
-        log.warning("serving on %s without a login; pass --auth user:password", host)
+    check_exposure(host, credentials, no_auth)
+    if credentials is None and not _is_loopback(host):
+        log.warning("serving on %s without a login (--no-auth)", host)
     demo = build_app(settings)
     threading.Thread(target=_warm_up, args=(settings,), name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=settings.ui_workers, max_size=settings.ui_queue_size)
@@ -273,9 +327,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--auth", default=None)
+    parser.add_argument("--no-auth", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    launch(Settings(), host=args.host, port=args.port, auth=args.auth)
+    try:
+        launch(Settings(), host=args.host, port=args.port, auth=args.auth, no_auth=args.no_auth)
+    except ConfigError as exc:
+        parser.exit(2, f"error: {exc}\n")
 
 
 if __name__ == "__main__":

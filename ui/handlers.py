@@ -6,19 +6,24 @@ so unit tests drive them with fakes and the Gradio layer in ``ui.app`` stays a t
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import re
-import shutil
+import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
 
-from assistant.errors import AssistantError, EmptyIndexError
+from assistant.errors import AssistantError, LoadError
 from assistant.settings import Settings
 from assistant.types import Answer
+from index.fetch import Page, fetch_url, prefetched
 from index.loaders import SUPPORTED_SUFFIXES
+from ui.messages import display_name, redact, user_message
 from ui.render import Turn, chat_messages, safe_url, sources_html, sync_summary_html
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,9 @@ StreamFn = Callable[..., Iterator["str | Answer"]]
 ARTICLE_HEADERS = ["Title", "Source", "Published", "Chunks", "File or URL"]
 MODE_EXTRACTIVE = "extractive"
 MODE_LLM = "llm"
+UPLOAD_HASH_CHARS = 16
+# How the JSON(L) loader labels a bad record inside a file that otherwise loaded.
+_RECORD = re.compile(r"(?:line|record) (\d+): (.*)", re.DOTALL)
 
 
 class BadInputError(AssistantError):
@@ -80,7 +88,9 @@ def api_history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
     return [(t.question, t.answer.text) for t in turns if t.answer is not None]
 
 
-ChatUpdate = tuple[list[dict[str, str]], str, list[Turn]]
+# (chat messages, sources panel, turns); panel and turns are None when unchanged (while text
+# streams in only the last message changes, so nothing else is rebuilt or sent).
+ChatUpdate = tuple[list[dict[str, str]], str | None, list[Turn] | None]
 
 
 def ask(
@@ -89,11 +99,16 @@ def ask(
     options: ChatOptions,
     settings: Settings,
     stream: StreamFn | None = None,
+    *,
+    refresh_s: float = 0.0,
 ) -> Iterator[ChatUpdate]:
     """Stream one answer into the conversation: yields (chat messages, sources panel, turns).
 
     The chat shows the streamed deltas as they come; the final ``Answer`` replaces them (its
-    text may differ from the deltas) and fills the sources panel.
+    text may differ from the deltas) and fills the sources panel. The first and the last
+    update carry everything; those in between carry the messages only, at most one per
+    ``refresh_s`` (the first fragment at once): the browser's chat re-renders every message
+    of the conversation on each update, so per-token updates of a long chat swamp it.
     """
     if stream is None:
         from assistant.api import stream_answer
@@ -121,19 +136,17 @@ def ask(
             published_after=after,
             published_before=before,
         )
+        shown = float("-inf")
         for event in events:
             if isinstance(event, Answer):
                 turn.answer = event
             else:
                 turn.partial += str(event)
-            yield chat_messages(turns), sources_html(turns), turns
-    except AssistantError as exc:
-        turn.error = str(exc)
-        if isinstance(exc, EmptyIndexError):
-            turn.error += " Or add articles in the “Add articles” tab."
+                if time.monotonic() - shown >= refresh_s:
+                    shown = time.monotonic()
+                    yield chat_messages(turns), None, None
     except Exception as exc:  # a bug must not leave the chat hanging; the log has the trace
-        log.exception("answering failed")
-        turn.error = f"internal error ({type(exc).__name__}); see the server log"
+        turn.error = user_message(exc, settings.home)
     if turn.answer is None and turn.error is None:
         turn.error = "no answer was produced"
     yield chat_messages(turns), sources_html(turns), turns
@@ -167,18 +180,25 @@ def check_upload(name: str, size: int, max_mb: float) -> str | None:
 
 @dataclass
 class StoredUploads:
-    """Files copied into the uploads folder (with the file each one replaced, if any)."""
+    """Uploads copied into the uploads folder, and which of them this request created."""
 
     stored: list[Path] = field(default_factory=list)
-    backups: dict[Path, Path] = field(default_factory=dict)
+    created: set[Path] = field(default_factory=set)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
-def store_uploads(paths: Sequence[str | Path], upload_dir: Path, max_mb: float) -> StoredUploads:
-    """Copy acceptable uploads into ``upload_dir`` under their sanitized original names.
+def upload_target(upload_dir: Path, name: str, digest: str) -> Path:
+    """``uploads/<content hash>/<name>``: two users' ``story.txt`` differ in content, so they
+    land in different folders and neither replaces the other; the same bytes uploaded twice
+    are one file (nothing to re-index). The file keeps its own name for display."""
+    return upload_dir / digest[:UPLOAD_HASH_CHARS] / safe_filename(name)
 
-    Gradio keeps the original name as the temp file's name. A same-named earlier upload is
-    kept aside until the sync says the new one loads, so a bad re-upload loses nothing.
+
+def store_uploads(paths: Sequence[str | Path], upload_dir: Path, max_mb: float) -> StoredUploads:
+    """Copy acceptable uploads into ``upload_dir`` under a folder named by their content.
+
+    Gradio keeps the original name as the temp file's name. A file is written under a hidden
+    temporary name and renamed into place, so a concurrent sync never reads half of it.
     """
     out = StoredUploads()
     for raw in paths:
@@ -186,20 +206,21 @@ def store_uploads(paths: Sequence[str | Path], upload_dir: Path, max_mb: float) 
         name = path.name
         try:
             size = path.stat().st_size
+            reason = check_upload(name, size, max_mb)
+            if reason:
+                out.refused.append((name, reason))
+                continue
+            data = path.read_bytes()
         except OSError as exc:
-            out.refused.append((name, f"cannot read the upload: {exc.strerror or exc}"))
+            out.refused.append((name, f"cannot read the upload: {exc.strerror or 'I/O error'}"))
             continue
-        reason = check_upload(name, size, max_mb)
-        if reason:
-            out.refused.append((name, reason))
-            continue
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        target = upload_dir / safe_filename(name)
-        if target.exists() and target not in out.backups:
-            backup = upload_dir / f".{target.name}.previous"
-            target.replace(backup)
-            out.backups[target] = backup
-        shutil.copyfile(path, target)
+        target = upload_target(upload_dir, name, hashlib.sha256(data).hexdigest())
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.parent / f".{target.name}.{secrets.token_hex(4)}.partial"
+            partial.write_bytes(data)
+            partial.replace(target)
+            out.created.add(target)
         if target not in out.stored:
             out.stored.append(target)
     return out
@@ -218,66 +239,107 @@ def add_articles(
     settings: Settings,
     progress: Progress | None = None,
     sync: Callable[..., Any] | None = None,
+    *,
+    fetch: Callable[..., Page] = fetch_url,
+    indexed_files: Callable[[Settings], set[str]] | None = None,
+    wait: float = 60.0,
 ) -> str:
-    """Copy uploads into ``home/uploads``, fetch the URL, sync both; return the summary HTML.
+    """Store uploads, fetch the URL, sync both; return the summary HTML.
 
-    Uploads whose loader fails are removed again (a previous same-named file is restored), so
-    a refused file is not retried and reported on every later sync.
+    The URL is fetched before the sync takes the index lock, so a slow web site holds up only
+    this request, and under the same public-address rules as the CLI. An upload that yields no
+    article at all is removed again (it would be retried and reported on every later sync);
+    one whose bad records are reported but whose good records were indexed is kept.
     """
     if sync is None:
         from assistant.api import sync_articles
 
         sync = sync_articles
-    upload_dir = settings.home / "uploads"
-    uploads = store_uploads(files or [], upload_dir, settings.max_upload_mb)
+    uploads = store_uploads(files or [], settings.home / "uploads", settings.max_upload_mb)
     refused = list(uploads.refused)
-    sources: list[str] = [str(upload_dir)] if uploads.stored else []
+    sources = [str(p) for p in uploads.stored]
+    pages: dict[str, Page] = {}
     url = (url or "").strip()
     if url:
         problem = check_url(url)
+        if problem is None:
+            try:
+                pages[url] = fetch(
+                    url,
+                    max_bytes=int(settings.max_file_mb * 1024 * 1024),
+                    timeout=settings.url_timeout,
+                    allow_private=settings.allow_private_urls,
+                )
+                sources.append(url)
+            except LoadError as exc:
+                problem = exc.reason
         if problem:
             refused.append((url, problem))
-        else:
-            sources.append(url)
     if not sources:
         if not refused:
             refused.append(("nothing to add", "choose files or paste a URL first"))
         return sync_summary_html(None, refused)
     try:
-        report = sync(sources, settings=settings, progress=progress, wait=60.0)
+        with prefetched(pages):
+            report = sync(sources, settings=settings, progress=progress, wait=wait)
     except Exception as exc:  # nothing was indexed: take the new uploads back out
-        _settle_uploads(uploads, failed=set(uploads.stored))
-        if not isinstance(exc, AssistantError):
-            log.exception("sync from the UI failed")
-            exc = AssistantError(f"internal error ({type(exc).__name__}); see the server log")
-        return sync_summary_html(None, refused, error=str(exc))
+        _remove(uploads.created)
+        return sync_summary_html(None, refused, error=user_message(exc, settings.home))
+    whole_file = _failed_whole(report, uploads, settings, indexed_files)
+    _remove(whole_file & uploads.created)
+    problems = [*refused, *_failures(report, settings.home, kept=set(uploads.stored) - whole_file)]
+    return sync_summary_html(report, problems, home=settings.home)
+
+
+def _failed_whole(
+    report: Any,
+    uploads: StoredUploads,
+    settings: Settings,
+    indexed_files: Callable[[Settings], set[str]] | None,
+) -> set[Path]:
+    """The stored uploads that failed and have no article in the index (a bad record in an
+    otherwise good JSONL file is also reported under the file's path: that file stays)."""
     failed = {Path(f.path) for f in report.failed} & set(uploads.stored)
-    _settle_uploads(uploads, failed)
-    return sync_summary_html(report, refused)
+    if not failed:
+        return set()
+    if indexed_files is None:
+        indexed_files = _indexed_files
+    indexed = indexed_files(settings)
+    return {p for p in failed if str(p) not in indexed}
 
 
-def _settle_uploads(uploads: StoredUploads, failed: set[Path]) -> None:
-    for target in uploads.stored:
-        backup = uploads.backups.get(target)
-        if target in failed:
-            target.unlink(missing_ok=True)
-            if backup is not None:
-                backup.replace(target)
-        elif backup is not None:
-            backup.unlink(missing_ok=True)
+def _indexed_files(settings: Settings) -> set[str]:
+    from assistant.api import list_articles
+
+    return {a.source_file for a in list_articles(settings)}
+
+
+def _failures(report: Any, home: Path, kept: set[Path]) -> list[tuple[str, str]]:
+    """(name, reason) for each failed source; a bad record of a kept file as ``name#line``."""
+    out = []
+    for failed in report.failed:
+        name, reason = display_name(failed.path), failed.error
+        record = _RECORD.match(reason)
+        if Path(failed.path) in kept and record:
+            name, reason = f"{name}#{record.group(1)}", record.group(2)
+        out.append((name, redact(reason, home)))
+    return out
+
+
+def _remove(paths: set[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its content-hash folder, if nothing else is there
+            path.parent.rmdir()
 
 
 # --- what is indexed -------------------------------------------------------------------------
-def _origin_label(origin: str) -> str:
-    return origin if origin.startswith(("http://", "https://")) else PurePath(origin).name
-
-
 def article_rows(articles: Sequence[Any], query: str = "") -> list[list[Any]]:
     """Table rows (see ``ARTICLE_HEADERS``) of the articles matching every word of ``query``."""
     words = (query or "").lower().split()
     rows = []
     for a in articles:
-        row = [a.title, a.source or "", a.published or "", a.n_chunks, _origin_label(a.origin)]
+        row = [a.title, a.source or "", a.published or "", a.n_chunks, display_name(a.origin)]
         haystack = " ".join(str(v) for v in row).lower()
         if all(w in haystack for w in words):
             rows.append(row)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import PurePath
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from assistant.types import Answer, Citation
+from ui.messages import display_name, redact
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _URL_OK = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces or controls
@@ -32,6 +33,11 @@ class Turn:
     partial: str = ""
     answer: Answer | None = None
     error: str | None = None
+    # The finished turn's two chat messages, rendered once: streaming into the last turn then
+    # costs one message, not the whole conversation. Keyed by position (the [n] link ids).
+    rendered: tuple[int, list[dict[str, str]]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 def esc(text: object) -> str:
@@ -99,14 +105,20 @@ def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
     """Gradio 6 chatbot messages (OpenAI-style dicts) for the whole conversation."""
     messages: list[dict[str, str]] = []
     for i, turn in enumerate(turns):
-        messages.append({"role": "user", "content": question_html(turn.question)})
+        if turn.rendered is not None and turn.rendered[0] == i:
+            messages.extend(dict(m) for m in turn.rendered[1])
+            continue
+        pair = [{"role": "user", "content": question_html(turn.question)}]
         if turn.answer is not None:
             content = answer_html(turn.answer, i)
         elif turn.error is not None:
             content = error_html(turn.error)
         else:
             content = streaming_html(turn.partial)
-        messages.append({"role": "assistant", "content": content})
+        pair.append({"role": "assistant", "content": content})
+        if turn.answer is not None or turn.error is not None:
+            turn.rendered = (i, pair)
+        messages.extend(dict(m) for m in pair)
     return messages
 
 
@@ -187,14 +199,17 @@ def sources_html(turns: Sequence[Turn]) -> str:
 
 
 # --- sync summary and index status -----------------------------------------------------------
-def _display_path(path: str) -> str:
-    return path if path.startswith(("http://", "https://")) else PurePath(path).name or path
-
-
 def sync_summary_html(
-    report: object | None, refused: Sequence[tuple[str, str]], error: str | None = None
+    report: object | None,
+    problems: Sequence[tuple[str, str]],
+    error: str | None = None,
+    home: Path | None = None,
 ) -> str:
-    """What an upload/URL sync did: counts, then each refused or failed source with its reason."""
+    """What an upload/URL sync did: counts, then each refused or failed source with its reason.
+
+    ``problems`` are already in the words a UI user should see (the handler names files, not
+    server paths); duplicates come from ``report`` and are cut down here the same way.
+    """
     rows: list[str] = []
     if error:
         rows.append(f"<p class='aa-bad'><strong>Sync failed:</strong> {esc(error)}</p>")
@@ -208,9 +223,6 @@ def sync_summary_html(
             f"<p><strong>Index updated:</strong> {esc(text)} "
             f"({esc(getattr(report, 'chunks_embedded', 0))} passages embedded).</p>"
         )
-    problems = [(name, reason) for name, reason in refused]
-    if report is not None:
-        problems += [(_display_path(f.path), f.error) for f in getattr(report, "failed", [])]
     if problems:
         items = "".join(
             f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>" for name, reason in problems
@@ -218,9 +230,13 @@ def sync_summary_html(
         rows.append(f"<p class='aa-bad'><strong>Not added:</strong></p><ul>{items}</ul>")
     dups = getattr(report, "duplicates", []) if report is not None else []
     if dups:
-        items = "".join(f"<li>{esc(_display_path(d.path))}: {esc(d.error)}</li>" for d in dups)
+        roots = (home,) if home is not None else ()
+        items = "".join(
+            f"<li>{esc(display_name(d.path))}: {esc(redact(d.error, *roots))}</li>" for d in dups
+        )
         rows.append(
-            f"<p><strong>Duplicates (same text as another article; answers cite one copy):</strong></p><ul>{items}</ul>"
+            "<p><strong>Duplicates (same text as another article; answers cite one copy):"
+            f"</strong></p><ul>{items}</ul>"
         )
     return f"<div class='aa-summary'>{''.join(rows)}</div>"
 
@@ -234,8 +250,10 @@ def status_html(status: object) -> str:
         ("Chunking", "chunking"),
         ("Store", "store"),
     ]
+    values = {name: getattr(status, name, "") or "—" for _, name in fields}
+    # Where the store lives (a server path or an internal address) is not the user's business.
+    values["store"] = "Chroma server" if str(values["store"]).startswith("http") else "Chroma"
     cells = "".join(
-        f"<div><dt>{esc(label)}</dt><dd>{esc(getattr(status, name, '') or '—')}</dd></div>"
-        for label, name in fields
+        f"<div><dt>{esc(label)}</dt><dd>{esc(values[name])}</dd></div>" for label, name in fields
     )
     return f"<dl class='aa-status'>{cells}</dl>"

@@ -4,28 +4,42 @@
 switches the pointer atomically at the end, so the old index answers until the new one is
 whole. Each generation records the embedding model and chunking that built it; opening it
 with other settings is an error, never a silent mix of vectors.
+
+Readers hold the generation they answer from (``Index.reading()``): until the last reader is
+done it is not closed in this process, and no rebuild (in this process or another) drops its
+files or its collection. A reader's hold is visible to other processes as a lock file under
+``readers/`` that the OS releases when the process dies, so a crashed reader holds nothing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import IndexMismatchError, StoreUnavailableError
+from filelock import FileLock, Timeout
+
+from assistant.errors import IndexBusyError, IndexMismatchError, StoreUnavailableError
 from assistant.settings import Settings
 from index.catalog import Catalog
 from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
 from index.lexical import LexicalIndex
+from index.locking import sync_lock
 from index.vectors import IndexCorruptError, VectorStore, drop_collections
+
+log = logging.getLogger(__name__)
 
 ACTIVE_FILE = "active.json"
 REBUILD_HINT = "Run `assistant index --rebuild` to rebuild it from the article sources."
@@ -133,6 +147,9 @@ class Index:
         self.catalog = Catalog(self.dir / "catalog.sqlite")
         self.lexical = LexicalIndex(self.catalog, self.dir / "lexical.pkl")
         self._vectors: VectorStore | None = None
+        self._readers = 0
+        self._retired = False
+        self._state = threading.Lock()
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
@@ -219,6 +236,55 @@ class Index:
     def close(self) -> None:
         self.catalog.close()
 
+    # --- readers ---------------------------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator[Index]:
+        """Hold this generation while one reader (a question, a status) uses it."""
+        self.acquire()
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """One more reader. Raises ``GenerationGoneError`` when a rebuild already removed this
+        generation (the reader opened it just before the switch): open the served one again."""
+        with self._state:
+            if self._retired:
+                raise GenerationGoneError(self.generation)
+            self._readers += 1
+        try:
+            _hold(self.dir)
+        except BaseException:
+            with self._state:
+                self._readers -= 1
+            raise
+
+    def release(self) -> None:
+        """One reader less. The last reader of a generation that is no longer served closes it
+        here and removes its files and vectors, unless another process still reads it."""
+        with self._state:
+            self._readers -= 1
+            close = self._retired and self._readers == 0
+        if close:
+            self.close()
+        if _unhold(self.dir) and self._replaced():
+            collect_unused(self.settings)
+
+    def _replaced(self) -> bool:
+        try:
+            return active_generation(self.settings) != self.generation
+        except IndexCorruptError:
+            return False  # not this reader's to judge; the next sync reports it
+
+    def retire(self) -> None:
+        """Serve no new readers; close once the current ones are done (now, if there are none)."""
+        with self._state:
+            self._retired = True
+            close = self._readers == 0
+        if close:
+            self.close()
+
     def drop(self) -> None:
         """Delete this generation entirely (vectors and files)."""
         self.vectors.drop()
@@ -226,17 +292,100 @@ class Index:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class GenerationGoneError(StoreUnavailableError):
+    """A reader came to a generation that a rebuild has replaced; the served one is newer."""
+
+    def __init__(self, generation: str) -> None:
+        super().__init__(f"index generation {generation} was replaced by a rebuild")
+
+
+# Readers in this process per generation directory, and the lock file that shows other
+# processes this one reads it. Held from the first reader to the last.
+_HOLDS: dict[Path, tuple[int, FileLock]] = {}
+_HOLDS_LOCK = threading.Lock()
+READERS_DIR = "readers"
+
+
+def _hold(gen_dir: Path) -> None:
+    with _HOLDS_LOCK:
+        count, lease = _HOLDS.get(gen_dir, (0, None))
+        if lease is None:
+            readers = gen_dir / READERS_DIR
+            try:
+                if not gen_dir.is_dir():
+                    raise FileNotFoundError(gen_dir)
+                readers.mkdir(exist_ok=True)
+                lease = FileLock(
+                    readers / f"{os.getpid()}-{secrets.token_hex(4)}.lock", thread_local=False
+                )
+                lease.acquire(timeout=5)
+            except (OSError, Timeout) as exc:
+                raise GenerationGoneError(gen_dir.name) from exc
+        _HOLDS[gen_dir] = (count + 1, lease)
+
+
+def _unhold(gen_dir: Path) -> bool:
+    """Drop one hold; True when it was this process's last on that generation."""
+    with _HOLDS_LOCK:
+        count, lease = _HOLDS[gen_dir]
+        if count > 1:
+            _HOLDS[gen_dir] = (count - 1, lease)
+            return False
+        del _HOLDS[gen_dir]
+    with suppress(OSError):
+        lease.release()
+    return True
+
+
+def in_use(gen_dir: Path) -> bool:
+    """Whether a reader, in this process or a living other one, holds this generation."""
+    with _HOLDS_LOCK:
+        if gen_dir in _HOLDS:
+            return True
+    readers = gen_dir / READERS_DIR
+    if not readers.is_dir():
+        return False
+    for path in readers.glob("*.lock"):
+        probe = FileLock(path, thread_local=False)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True  # a living reader holds it
+        except OSError:
+            continue  # its reader let go meanwhile (the file was removed)
+        probe.release()  # left by a reader that died: nothing holds it
+    return False
+
+
 def collect_garbage(settings: Settings) -> None:
-    """Remove generations (and their collections) that are not served: leftovers of a rebuild
-    that was interrupted or superseded."""
+    """Remove generations (and their collections) that are not served and that no reader
+    holds: leftovers of a rebuild that was interrupted or superseded. Held ones are removed by
+    their last reader, or by a later sync. The caller holds the sync lock."""
     keep = active_generation(settings)
+    kept = {keep} if keep else set()
     root = settings.home / "generations"
     if root.exists():
         for path in root.iterdir():
-            if path.name != keep:
-                shutil.rmtree(path, ignore_errors=True)
+            if path.name in kept:
+                continue
+            if in_use(path):
+                kept.add(path.name)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
     prefix = f"aa-{home_id(settings)}-"
-    drop_collections(settings, prefix, {f"{prefix}{keep}"} if keep else set())
+    drop_collections(settings, prefix, {f"{prefix}{name}" for name in kept})
+
+
+def collect_unused(settings: Settings) -> None:
+    """``collect_garbage`` when no sync runs (a sync collects at its end anyway); best effort:
+    this runs when a reader finishes, and a failure here must not fail its answer."""
+    try:
+        with sync_lock(settings.home):
+            collect_garbage(settings)
+    except IndexBusyError:
+        return  # the running sync collects at its end
+    except Exception as exc:
+        log.warning("could not remove replaced index generations yet (%s); the next sync will", exc)
 
 
 def empty_status(settings: Settings) -> IndexStatus:

@@ -7,8 +7,7 @@ with other settings is an error, never a silent mix of vectors.
 
 Readers hold the generation they answer from (``Index.reading()``): until the last reader is
 done it is not closed in this process, and no rebuild (in this process or another) drops its
-files or its collection. A reader's hold is visible to other processes as a lock file under
-``readers/`` that the OS releases when the process dies, so a crashed reader holds nothing.
+files or its collection (``index/readers.py`` makes the hold visible to other processes).
 """
 
 from __future__ import annotations
@@ -22,13 +21,11 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from assistant.errors import IndexBusyError, IndexMismatchError, StoreUnavailableError
 from assistant.settings import Settings
@@ -37,6 +34,7 @@ from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
 from index.lexical import LexicalIndex
 from index.locking import sync_lock
+from index.readers import GenerationGoneError, hold, in_use, unhold
 from index.vectors import IndexCorruptError, VectorStore, drop_collections
 
 log = logging.getLogger(__name__)
@@ -254,7 +252,7 @@ class Index:
                 raise GenerationGoneError(self.generation)
             self._readers += 1
         try:
-            _hold(self.dir)
+            hold(self.dir)
         except BaseException:
             with self._state:
                 self._readers -= 1
@@ -268,7 +266,7 @@ class Index:
             close = self._retired and self._readers == 0
         if close:
             self.close()
-        if _unhold(self.dir) and self._replaced():
+        if unhold(self.dir) and self._replaced():
             collect_unused(self.settings)
 
     def _replaced(self) -> bool:
@@ -290,71 +288,6 @@ class Index:
         self.vectors.drop()
         self.catalog.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class GenerationGoneError(StoreUnavailableError):
-    """A reader came to a generation that a rebuild has replaced; the served one is newer."""
-
-    def __init__(self, generation: str) -> None:
-        super().__init__(f"index generation {generation} was replaced by a rebuild")
-
-
-# Readers in this process per generation directory, and the lock file that shows other
-# processes this one reads it. Held from the first reader to the last.
-_HOLDS: dict[Path, tuple[int, FileLock]] = {}
-_HOLDS_LOCK = threading.Lock()
-READERS_DIR = "readers"
-
-
-def _hold(gen_dir: Path) -> None:
-    with _HOLDS_LOCK:
-        count, lease = _HOLDS.get(gen_dir, (0, None))
-        if lease is None:
-            readers = gen_dir / READERS_DIR
-            try:
-                if not gen_dir.is_dir():
-                    raise FileNotFoundError(gen_dir)
-                readers.mkdir(exist_ok=True)
-                lease = FileLock(
-                    readers / f"{os.getpid()}-{secrets.token_hex(4)}.lock", thread_local=False
-                )
-                lease.acquire(timeout=5)
-            except (OSError, Timeout) as exc:
-                raise GenerationGoneError(gen_dir.name) from exc
-        _HOLDS[gen_dir] = (count + 1, lease)
-
-
-def _unhold(gen_dir: Path) -> bool:
-    """Drop one hold; True when it was this process's last on that generation."""
-    with _HOLDS_LOCK:
-        count, lease = _HOLDS[gen_dir]
-        if count > 1:
-            _HOLDS[gen_dir] = (count - 1, lease)
-            return False
-        del _HOLDS[gen_dir]
-    with suppress(OSError):
-        lease.release()
-    return True
-
-
-def in_use(gen_dir: Path) -> bool:
-    """Whether a reader, in this process or a living other one, holds this generation."""
-    with _HOLDS_LOCK:
-        if gen_dir in _HOLDS:
-            return True
-    readers = gen_dir / READERS_DIR
-    if not readers.is_dir():
-        return False
-    for path in readers.glob("*.lock"):
-        probe = FileLock(path, thread_local=False)
-        try:
-            probe.acquire(timeout=0)
-        except Timeout:
-            return True  # a living reader holds it
-        except OSError:
-            continue  # its reader let go meanwhile (the file was removed)
-        probe.release()  # left by a reader that died: nothing holds it
-    return False
 
 
 def collect_garbage(settings: Settings) -> None:

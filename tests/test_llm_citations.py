@@ -61,7 +61,9 @@ def test_an_uncited_reply_is_a_decline_with_the_closest_passages(
 
 def test_a_cited_reply_is_an_answer(indexed: Settings) -> None:
     """The control: the same path with a valid marker answers and cites it."""
-    result = answer(QUESTION, settings=indexed, llm="fake:It landed near the Shackleton crater [1].")
+    result = answer(
+        QUESTION, settings=indexed, llm="fake:It landed near the Shackleton crater [1]."
+    )
     assert result.answered and [c.n for c in result.citations] == [1]
     assert result.text == "It landed near the Shackleton crater [1]."
 

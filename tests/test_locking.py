@@ -57,12 +57,11 @@ def test_lock_excludes_a_second_process(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline().strip() == "held"
-        with pytest.raises(IndexBusyError, match=rf"another sync is running .*pid {child.pid}"):
-            with sync_lock(home):
-                pass
-        with pytest.raises(IndexBusyError):
-            with sync_lock(home, wait=0.5):
-                pass
+        busy = rf"another sync is running .*pid {child.pid}"
+        with pytest.raises(IndexBusyError, match=busy), sync_lock(home):
+            pass
+        with pytest.raises(IndexBusyError), sync_lock(home, wait=0.5):
+            pass
         child.stdin.write("\n")
         child.stdin.flush()
         with sync_lock(home, wait=30):

@@ -228,7 +228,10 @@ def test_server_restarting_mid_sync_is_waited_for(
     the sync over the gap; nothing is rebuilt and every article is there."""
     server = stoppable_chroma_server
     settings = Settings(
-        home=tmp_path / "home", embedding_model="fake", chroma_host="127.0.0.1", chroma_port=server.port
+        home=tmp_path / "home",
+        embedding_model="fake",
+        chroma_host="127.0.0.1",
+        chroma_port=server.port,
     )
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -265,7 +268,10 @@ def test_server_down_is_reported_and_costs_no_rebuild(
     back, the same generation serves and a sync is not a rebuild."""
     server = stoppable_chroma_server
     settings = Settings(
-        home=tmp_path / "home", embedding_model="fake", chroma_host="127.0.0.1", chroma_port=server.port
+        home=tmp_path / "home",
+        embedding_model="fake",
+        chroma_host="127.0.0.1",
+        chroma_port=server.port,
     )
     docs = tmp_path / "docs"
     docs.mkdir()

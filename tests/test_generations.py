@@ -3,6 +3,8 @@ old generation (files and vectors) goes once its last reader is done."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from index.store import Index, active_generation
 from index.sync import sync
 from index.vectors import connect
 
-from .reliability_support import forget_open_stores
+from .reliability_support import child_env, cli_command, forget_open_stores
 
 ARTICLES = {
     "rover.txt": "Lunar rover lands\n\nThe lunar rover landed near the Shackleton crater on "
@@ -161,3 +163,52 @@ def test_questions_in_threads_across_rebuilds(tmp_path: Path) -> None:
     assert index is not None
     assert collections(settings) == [index.collection_name]
     index.close()
+
+
+@pytest.mark.integration
+def test_cli_rebuild_in_another_process_waits_for_our_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chroma_server: Any
+) -> None:
+    """`assistant index --rebuild` run as its own process (against a real `chroma run`) while a
+    question here reads the old generation: the CLI leaves that generation alone, the question
+    answers in full, and its end removes the old generation."""
+    settings = Settings(
+        home=tmp_path / "home",
+        embedding_model="fake",
+        chroma_host="127.0.0.1",
+        chroma_port=chroma_server.port,
+    )
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    sync(settings, [str(folder)], show_bar=False)
+    paused = PausedRetrieval(monkeypatch)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            results.append(answer(QUESTION, settings=settings))
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert paused.entered.wait(120)
+    old = paused.generation
+    cmd = cli_command(settings.home, "--rebuild")
+    cmd += ["--chroma-host", "127.0.0.1", "--chroma-port", str(chroma_server.port)]
+    done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["rebuilt"]
+    old_dir = settings.home / "generations" / str(old)
+    kept = old_dir.is_dir() and any(name.endswith(str(old)) for name in collections(settings))
+
+    paused.resume.set()
+    first.join(120)
+    assert not errors, errors
+    assert_rover(results[0])
+    assert kept  # the other process left the generation being read alone
+    assert not old_dir.exists()
+    assert [name for name in collections(settings) if name.endswith(str(old))] == []

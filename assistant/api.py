@@ -8,47 +8,99 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from assistant.errors import EmptyIndexError
+from assistant.errors import EmptyIndexError, StoreUnavailableError
 from assistant.settings import Settings
 from assistant.types import Answer
 from index.catalog import StoredArticle
 from index.records import SyncReport
-from index.store import Index, IndexStatus, empty_status
+from index.store import (
+    GenerationGoneError,
+    Index,
+    IndexStatus,
+    active_generation,
+    empty_status,
+)
 from index.sync import Progress, forget, sync
 
 History = Sequence[tuple[str, str]] | Sequence[dict[str, Any]] | None
 
 _lock = threading.RLock()
 _open: dict[str, Index] = {}
+_SWITCH_RETRIES = 5  # a reader that keeps landing on a just-replaced generation gives up
 
 
 def _settings(settings: Settings | None) -> Settings:
     return settings or Settings()
 
 
-def open_index(settings: Settings | None = None) -> Index:
-    """The served index for these settings, opened once per process and generation."""
-    settings = _settings(settings)
+def _served(settings: Settings) -> Index:
+    """The cached index of the served generation (caller holds ``_lock``). One replaced by a
+    rebuild is retired: it closes when its last reader is done, not under that reader."""
     key = settings.model_dump_json()
-    with _lock:
-        cached = _open.get(key)
-        if cached is not None:
-            from index.store import active_generation
+    cached = _open.get(key)
+    if cached is not None:
+        if active_generation(settings) == cached.generation:
+            return cached
+        del _open[key]
+        cached.retire()
+    index = Index.open(settings)
+    if index is None:
+        raise EmptyIndexError(
+            f"nothing is indexed in {settings.home} yet. Run `assistant index PATH` with a "
+            "folder of articles (or `assistant index --sample` for the bundled sample)."
+        )
+    _open[key] = index
+    return index
 
-            if active_generation(settings) == cached.generation:
-                return cached
-            cached.close()
-        index = Index.open(settings)
-        if index is None:
-            raise EmptyIndexError(
-                f"nothing is indexed in {settings.home} yet. Run `assistant index PATH` with a "
-                "folder of articles (or `assistant index --sample` for the bundled sample)."
-            )
-        _open[key] = index
-        return index
+
+def open_index(settings: Settings | None = None) -> Index:
+    """The served index for these settings, opened once per process and generation.
+
+    Not held: a rebuild may retire it. Code that reads from it for more than a moment (a
+    question) uses ``reading_index`` instead.
+    """
+    settings = _settings(settings)
+    with _lock:
+        return _served(settings)
+
+
+@contextmanager
+def reading_index(settings: Settings | None = None) -> Iterator[Index]:
+    """The served index, held for one reader: a rebuild that switches generations meanwhile
+    neither closes it nor drops its vectors until the reader is done."""
+    settings = _settings(settings)
+    for _ in range(_SWITCH_RETRIES):
+        with _lock:
+            index = _served(settings)
+            try:
+                index.acquire()
+            except GenerationGoneError:  # removed under us: open whatever is served now
+                _open.pop(settings.model_dump_json(), None)
+                index.retire()
+                continue
+        # The hold is visible now; a switch before it was taken shows here, and then the
+        # generation may already be on its way out: take the served one instead.
+        try:
+            served = active_generation(settings) == index.generation
+        except BaseException:
+            index.release()
+            raise
+        if served:
+            break
+        index.release()
+    else:
+        raise StoreUnavailableError(
+            f"the index in {settings.home} is being switched over and over by rebuilds; "
+            "try again when the rebuild is done"
+        )
+    try:
+        yield index
+    finally:
+        index.release()
 
 
 def answer(
@@ -97,15 +149,16 @@ def stream_answer(
     settings = _settings(settings)
     if llm is not None:
         settings = settings.model_copy(update={"llm": llm or None})
-    yield from run_chain(
-        open_index(settings),
-        question,
-        history,
-        k=k or settings.k,
-        sources=sources,
-        published_after=published_after,
-        published_before=published_before,
-    )
+    with reading_index(settings) as index:
+        yield from run_chain(
+            index,
+            question,
+            history,
+            k=k or settings.k,
+            sources=sources,
+            published_after=published_after,
+            published_before=published_before,
+        )
 
 
 def sync_articles(
@@ -145,7 +198,8 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
     if index is None:
         return empty_status(settings)
     try:
-        return index.status()
+        with index.reading():
+            return index.status()
     finally:
         index.close()
 
@@ -156,6 +210,7 @@ def list_articles(settings: Settings | None = None) -> list[StoredArticle]:
     if index is None:
         return []
     try:
-        return index.catalog.articles()
+        with index.reading():
+            return index.catalog.articles()
     finally:
         index.close()

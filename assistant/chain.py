@@ -7,6 +7,7 @@ streaming, batching and tracing work as LangChain users expect.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ from assistant.extractive import ExtractiveAnswerer
 from assistant.retrieval import HybridRetriever
 from assistant.types import NO_ANSWER, Answer, Citation
 from index.lexical import tokenize
+
+log = logging.getLogger(__name__)
+
+#: The decline given for an LLM reply that cites no passage. The reply itself is not shown: the
+#: promise is that every answer rests on a cited passage, and it rests on none.
+UNCITED = (
+    f"{NO_ANSWER} The model's reply cited none of the passages it was given, so it is not "
+    "shown as an answer."
+)
 
 
 @dataclass
@@ -162,8 +172,14 @@ def build_chain(
         text, numbers = check_markers(raw.strip(), len(docs))
         answered = bool(text) and not text.startswith(NO_ANSWER)
         citations = _llm_citations(docs, numbers)
-        if not answered:
+        if answered and not numbers:
+            # Every answer must rest on a passage it cites; a reply that cites none (or only
+            # passages it was never given) is the model's own word, so it is not an answer.
+            log.warning("declined an LLM reply that cites no passage: %r", text[:500])
+            answered, text = False, UNCITED
+        elif not answered:
             text = NO_ANSWER
+        if not answered:  # a decline shows the closest passages instead
             citations = _llm_citations(docs, list(range(1, min(3, len(docs)) + 1)))
         yield AnswerDelta("", Answer(question, text, answered, citations, "llm"))
 

@@ -188,6 +188,12 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         report = sync_articles(
             sources or None, settings=settings, rebuild=args.rebuild, wait=args.wait
         )
+    if report.rebuilt_because:
+        print(
+            f"warning: {_printable(report.rebuilt_because)}; every article was re-embedded "
+            "into a fresh index",
+            file=sys.stderr,
+        )
     for item in report.failed:
         print(f"error: {_printable(item.path)}: {_printable(item.error)}", file=sys.stderr)
     for item in report.duplicates:

@@ -1,13 +1,18 @@
-"""One sync at a time per home: an exclusive ``flock`` that dies with its process."""
+"""One sync at a time per home: an exclusive OS file lock that dies with its process.
+
+``filelock`` picks the platform's lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so
+importing the index never needs the POSIX-only ``fcntl``. The holder's pid goes in a file of
+its own beside the lock: on Windows a locked file cannot be read by anyone else.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from index.errors import ConfigError, IndexBusyError
 
@@ -22,29 +27,26 @@ def sync_lock(home: Path, wait: float = 0.0) -> Iterator[None]:
             f"cannot use {home} as ASSISTANT_HOME ({exc.strerror}); point ASSISTANT_HOME or "
             "--home at a writable directory"
         ) from exc
-    path = home / "sync.lock"
-    with path.open("a+") as fh:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    raise IndexBusyError(
-                        f"another sync is running on {home} (pid {holder}); wait for it to "
-                        "finish and try again"
-                    ) from None
-                time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+    owner = home / "sync.owner"
+    # A fresh lock object per call (not a per-path singleton, not shared by threads): two
+    # syncs in one process must exclude each other just as two processes do.
+    lock = FileLock(home / "sync.lock", timeout=max(wait, 0.0), thread_local=False)
+    try:
+        lock.acquire(poll_interval=0.2)
+    except Timeout:
         try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            holder = owner.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = ""
+        raise IndexBusyError(
+            f"another sync is running on {home} (pid {holder or 'of another process'}); wait "
+            "for it to finish and try again"
+        ) from None
+    try:
+        with suppress(OSError):  # only for the message above; the lock is what excludes
+            owner.write_text(str(os.getpid()), encoding="utf-8")
+        yield
+    finally:
+        with suppress(OSError):
+            owner.write_text("", encoding="utf-8")
+        lock.release()

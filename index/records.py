@@ -82,6 +82,7 @@ class SyncReport:
     duplicates: list[FailedSource] = field(default_factory=list)
     chunks_embedded: int = 0
     rebuilt: bool = False
+    rebuilt_because: str | None = None  # why a sync not asked to rebuild did (damaged vectors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,4 +94,5 @@ class SyncReport:
             "duplicates": [{"path": d.path, "error": d.error} for d in self.duplicates],
             "chunks_embedded": self.chunks_embedded,
             "rebuilt": self.rebuilt,
+            "rebuilt_because": self.rebuilt_because,
         }

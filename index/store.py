@@ -4,16 +4,24 @@
 switches the pointer atomically at the end, so the old index answers until the new one is
 whole. Each generation records the embedding model and chunking that built it; opening it
 with other settings is an error, never a silent mix of vectors.
+
+Readers hold the generation they answer from (``Index.reading()``): until the last reader is
+done it is not closed in this process, and no rebuild (in this process or another) drops its
+files or its collection (``index/readers.py`` makes the hold visible to other processes).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +30,20 @@ from typing import Any
 from index.catalog import Catalog, StoredChunk
 from index.chunking import Chunker
 from index.embeddings import TokenizingEmbeddings, load_embedder
-from index.errors import IndexCorruptError, IndexMismatchError, StoreUnavailableError
+from index.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    StoreUnavailableError,
+)
 from index.lexical import LexicalIndex
+from index.locking import sync_lock
+from index.readers import GenerationGoneError, hold, in_use, unhold
 from index.search import NO_FILTER, ChunkFilter
 from index.settings import IndexSettings
 from index.vectors import VectorStore, drop_collections
+
+log = logging.getLogger(__name__)
 
 ACTIVE_FILE = "active.json"
 REBUILD_HINT = "Run `assistant index --rebuild` to rebuild it from the article sources."
@@ -134,6 +151,9 @@ class Index:
         self.catalog = Catalog(self.dir / "catalog.sqlite")
         self.lexical = LexicalIndex(self.catalog, self.dir / "lexical.pkl")
         self._vectors: VectorStore | None = None
+        self._readers = 0
+        self._retired = False
+        self._state = threading.Lock()
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
@@ -239,6 +259,55 @@ class Index:
     def close(self) -> None:
         self.catalog.close()
 
+    # --- readers ---------------------------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator[Index]:
+        """Hold this generation while one reader (a question, a status) uses it."""
+        self.acquire()
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """One more reader. Raises ``GenerationGoneError`` when a rebuild already removed this
+        generation (the reader opened it just before the switch): open the served one again."""
+        with self._state:
+            if self._retired:
+                raise GenerationGoneError(self.generation)
+            self._readers += 1
+        try:
+            hold(self.dir)
+        except BaseException:
+            with self._state:
+                self._readers -= 1
+            raise
+
+    def release(self) -> None:
+        """One reader less. The last reader of a generation that is no longer served closes it
+        here and removes its files and vectors, unless another process still reads it."""
+        with self._state:
+            self._readers -= 1
+            close = self._retired and self._readers == 0
+        if close:
+            self.close()
+        if unhold(self.dir) and self._replaced():
+            collect_unused(self.settings)
+
+    def _replaced(self) -> bool:
+        try:
+            return active_generation(self.settings) != self.generation
+        except IndexCorruptError:
+            return False  # not this reader's to judge; the next sync reports it
+
+    def retire(self) -> None:
+        """Serve no new readers; close once the current ones are done (now, if there are none)."""
+        with self._state:
+            self._retired = True
+            close = self._readers == 0
+        if close:
+            self.close()
+
     def drop(self) -> None:
         """Delete this generation entirely (vectors and files)."""
         self.vectors.drop()
@@ -247,16 +316,34 @@ class Index:
 
 
 def collect_garbage(settings: IndexSettings) -> None:
-    """Remove generations (and their collections) that are not served: leftovers of a rebuild
-    that was interrupted or superseded."""
+    """Remove generations (and their collections) that are not served and that no reader
+    holds: leftovers of a rebuild that was interrupted or superseded. Held ones are removed by
+    their last reader, or by a later sync. The caller holds the sync lock."""
     keep = active_generation(settings)
+    kept = {keep} if keep else set()
     root = settings.home / "generations"
     if root.exists():
         for path in root.iterdir():
-            if path.name != keep:
-                shutil.rmtree(path, ignore_errors=True)
+            if path.name in kept:
+                continue
+            if in_use(path):
+                kept.add(path.name)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
     prefix = f"aa-{home_id(settings)}-"
-    drop_collections(settings, prefix, {f"{prefix}{keep}"} if keep else set())
+    drop_collections(settings, prefix, {f"{prefix}{name}" for name in kept})
+
+
+def collect_unused(settings: IndexSettings) -> None:
+    """``collect_garbage`` when no sync runs (a sync collects at its end anyway); best effort:
+    this runs when a reader finishes, and a failure here must not fail its answer."""
+    try:
+        with sync_lock(settings.home):
+            collect_garbage(settings)
+    except IndexBusyError:
+        return  # the running sync collects at its end
+    except Exception as exc:
+        log.warning("could not remove replaced index generations yet (%s); the next sync will", exc)
 
 
 def empty_status(settings: IndexSettings) -> IndexStatus:

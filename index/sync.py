@@ -50,6 +50,7 @@ def sync(
             if not rebuild:
                 raise
             current, known_roots = None, _salvage_roots(settings, sources)
+        damaged: str | None = None
         if current is not None:
             try:
                 current.check_settings()
@@ -57,8 +58,11 @@ def sync(
                     current.vectors.count()  # can the vectors still be read?
             except IndexMismatchError:
                 rebuild = True  # new model or chunking: re-embed into a fresh generation
-            except IndexCorruptError:
-                rebuild = True  # damaged vectors (a killed write): re-embed into a fresh one
+            except IndexCorruptError as exc:
+                # Raised only on positive evidence of damage (a store that fails, or fails for
+                # a while, is StoreUnavailableError and stops the sync with nothing changed).
+                rebuild = True
+                damaged = f"the vectors of the index were damaged ({exc.__cause__ or exc})"
         roots = [_normalise(s) for s in sources] if sources else known_roots
         if rebuild and not roots and current is not None and current.catalog.counts()[0]:
             raise ConfigError(
@@ -90,10 +94,13 @@ def sync(
             return report
         if target is not current:
             report.rebuilt = current is not None
+            report.rebuilt_because = damaged
             target.activate()
             if current is not None:
                 current.close()
-                collect_garbage(settings)
+        # Generations that readers still held at an earlier switch are removed by their last
+        # reader, or here: every sync ends with only the served (or still-read) ones left.
+        collect_garbage(settings)
         target.lexical.refresh()
         target.close()
         return report

@@ -7,13 +7,22 @@ collection has no embedding function), so one collection only ever holds one mod
 
 from __future__ import annotations
 
+import logging
+import secrets
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from index.errors import IndexCorruptError, StoreUnavailableError
 from index.settings import IndexSettings
 
+log = logging.getLogger(__name__)
+
 _WRITE_BATCH = 1000
+# Pauses before each retry of a failed Chroma call (seconds): about 2 s in all, long enough for
+# a busy store or a restarting server, short enough for someone waiting on an answer.
+_RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.2)
 
 
 def connect(settings: IndexSettings) -> Any:
@@ -59,21 +68,74 @@ class VectorStore:
         self._collection: Any = None
 
     def _guard(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise StoreUnavailableError(_unavailable(self.settings, exc)) from exc
-            if _is_damage(exc):
-                # Chroma's embedded HNSW files are not written atomically: a process killed
-                # while persisting them can leave a collection that no read can load again.
-                raise IndexCorruptError(
-                    f"the vectors of this index (collection {self.name} in "
-                    f"{self.settings.store_location}) are damaged and cannot be read ({exc}); a "
-                    "process was probably killed while writing them. Run `assistant index`: "
-                    "it re-embeds the articles into a fresh index (or `assistant index --rebuild`)."
+        """Run one Chroma call. A failure that may pass (the server unreachable, Chroma's
+        InternalError) is retried a few times with growing pauses; if it persists it is
+        reported, and called damage only on positive evidence (see ``_unreadable``)."""
+        from chromadb.errors import InternalError
+
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if not (_is_connection_error(exc) or isinstance(exc, InternalError)):
+                    raise
+                if delay is not None:
+                    log.info("Chroma %s failed (%r); retrying in %.1f s", action, exc, delay)
+                    time.sleep(delay)
+                    continue
+                if _is_connection_error(exc):
+                    raise StoreUnavailableError(_unavailable(self.settings, exc)) from exc
+                if self._unreadable():
+                    # Chroma's embedded HNSW files are not written atomically: a process killed
+                    # while persisting them can leave a collection that no read can load again.
+                    raise IndexCorruptError(
+                        f"the vectors of this index (collection {self.name} in "
+                        f"{self.settings.store_location}) are damaged and cannot be read ({exc}); "
+                        "a process was probably killed while writing them. Run `assistant "
+                        "index`: it re-embeds the articles into a fresh index (or `assistant "
+                        "index --rebuild`)."
+                    ) from exc
+                raise StoreUnavailableError(
+                    f"the vector store at {self.settings.store_location} failed to {action} "
+                    f"({exc.__class__.__name__}: {exc}), {len(_RETRY_DELAYS) + 1} times in a "
+                    "row. The index is not known to be damaged and nothing was removed; try "
+                    "again, and if it keeps failing, check the Chroma server's log or disk."
                 ) from exc
-            raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _unreadable(self) -> bool:
+        """Positive evidence that this collection's data is damaged, as opposed to a store
+        that is failing: Chroma 1.x reports both as the same InternalError (its Rust core
+        maps every internal failure to one error code), so its type cannot tell them apart.
+        The evidence is behaviour: the same store creates, writes and searches a scratch
+        collection of its own, yet a plain read of ours (no filter, nothing of the request
+        that failed) still fails with InternalError."""
+        from chromadb.errors import InternalError
+
+        try:
+            probe = self._client.create_collection(
+                f"aa-probe-{secrets.token_hex(6)}",
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+            try:
+                probe.add(ids=["probe"], embeddings=[[1.0, 0.0, 0.0]])
+                probe.query(query_embeddings=[[1.0, 0.0, 0.0]], n_results=1, include=[])
+            finally:
+                self._client.delete_collection(probe.name)
+        except Exception:
+            return False  # the store itself fails: this says nothing about our vectors
+        try:
+            ours = self._client.get_collection(self.name, embedding_function=None)
+            sample = ours.get(limit=1, include=["embeddings"])
+            if sample["ids"]:
+                vector = [float(x) for x in sample["embeddings"][0]]
+                ours.query(query_embeddings=[vector], n_results=1, include=[])
+        except InternalError:
+            return True
+        except Exception:
+            return False
+        return False
 
     @property
     def collection(self) -> Any:
@@ -176,24 +238,21 @@ def drop_collections(settings: IndexSettings, prefix: str, keep: set[str]) -> li
     return dropped
 
 
-def _is_damage(exc: Exception) -> bool:
-    """Chroma's own failure to load or apply its files (not a bad request of ours)."""
-    from chromadb.errors import InternalError
+def _is_connection_error(exc: BaseException) -> bool:
+    """The store could not be reached, told by exception type (the client's own message
+    wording is not a contract): OS-level connection failures and timeouts, and httpx's
+    transport errors, which Chroma's HTTP client raises or wraps (its ``ValueError("Could not
+    connect ...")`` carries the ``httpx.ConnectError`` as its context)."""
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    with suppress(ImportError):
+        import httpx
 
-    return isinstance(exc, InternalError)
-
-
-def _is_connection_error(exc: Exception) -> bool:
-    text = f"{exc.__class__.__name__} {exc}".lower()
-    return any(
-        word in text
-        for word in (
-            "connect",
-            "connection",
-            "timeout",
-            "timed out",
-            "refused",
-            "unreachable",
-            "could not connect",
-        )
-    )
+        kinds.append(httpx.TransportError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, tuple(kinds)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

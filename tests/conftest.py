@@ -93,10 +93,24 @@ def real_settings(tmp_path: Path) -> Settings:
 
 class ChromaServer:
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.port = free_port()
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start on the same path and port, as a restarted server would come back."""
         exe = Path(sys.executable).with_name("chroma")
         self.proc = subprocess.Popen(
-            [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                str(exe),
+                "run",
+                "--path",
+                str(self.path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -130,6 +144,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def stoppable_chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    """A `chroma run` of one test's own, which the test may stop and start again."""
+    if shutil.which("chroma", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("the `chroma` executable is not installed in this environment")
+    server = ChromaServer(tmp_path / "chroma-server")
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -395,7 +395,7 @@ def run_cli(
         stderr=subprocess.PIPE,
         text=True,
     )
-    lock = home / "sync.lock"
+    lock = home / "sync.owner"  # the sync lock holder writes its pid here
     locked_at: float | None = None
     killed = False
     try:

@@ -138,7 +138,7 @@ def test_second_cli_sync_refuses_then_waits(tmp_path: Path) -> None:
     runner = threading.Thread(target=lambda: first.append(run_cli(cmd, home)))
     runner.start()
     deadline = time.monotonic() + 60
-    lock = home / "sync.lock"
+    lock = home / "sync.owner"  # the holder's pid
     while time.monotonic() < deadline:
         if lock.exists() and lock.read_text().strip():
             break

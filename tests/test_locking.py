@@ -1,0 +1,71 @@
+"""The sync lock: portable (no POSIX-only ``fcntl``), and it still excludes another process."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import IndexBusyError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_locking_imports_without_fcntl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Windows has no ``fcntl``: importing the index's lock module must not need it (a None
+    entry in sys.modules makes ``import fcntl`` raise ImportError, as it does there)."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    monkeypatch.delitem(sys.modules, "index.locking", raising=False)
+    module = importlib.import_module("index.locking")
+    assert "fcntl" not in vars(module)
+    with module.sync_lock(tmp_path / "home"):
+        assert (tmp_path / "home" / "sync.owner").read_text().strip()
+    monkeypatch.delitem(sys.modules, "index.locking")  # the next import gets a normal module
+
+
+def test_lock_excludes_a_second_process(tmp_path: Path) -> None:
+    """A child process holds the lock: this process is refused (naming the child's pid), then,
+    with a wait, gets the lock once the child lets go."""
+    from index.locking import sync_lock
+
+    home = tmp_path / "home"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from pathlib import Path
+                from index.locking import sync_lock
+                with sync_lock(Path({str(home)!r})):
+                    print("held", flush=True)
+                    sys.stdin.readline()
+                """
+            ),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "held"
+        busy = rf"another sync is running .*pid {child.pid}"
+        with pytest.raises(IndexBusyError, match=busy), sync_lock(home):
+            pass
+        with pytest.raises(IndexBusyError), sync_lock(home, wait=0.5):
+            pass
+        child.stdin.write("\n")
+        child.stdin.flush()
+        with sync_lock(home, wait=30):
+            assert (home / "sync.owner").read_text().strip() == str(os.getpid())
+    finally:
+        child.kill()
+        child.wait(10)

@@ -142,6 +142,15 @@ def _focus(doc: Doc, wh: Token | None) -> Token | None:
         return head
     if nxt is not None and nxt.pos_ == "NOUN" and wh.lower_ in ("what", "which"):
         return nxt
+    if wh.lower_ in ("what", "which"):  # "Which South Korean leader": the phrase's head noun
+        for chunk in doc.noun_chunks:
+            if chunk.start <= wh.i < chunk.end and chunk.root.i != wh.i:
+                return chunk.root
+        for t in doc[wh.i + 1 :]:  # the parse may split the phrase: first noun before the verb
+            if t.pos_ in ("VERB", "AUX"):
+                break
+            if t.pos_ == "NOUN":
+                return t
     # "What is the name of ...", "Who is the president of ...": the copula's attribute.
     root = wh.head
     if root.lemma_ == "be" or wh.dep_ in ("attr", "nsubj"):

@@ -9,7 +9,7 @@ first; only those are parsed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from langchain_core.documents import Document
@@ -97,6 +97,8 @@ class Reader:
         for c in chosen:
             start, end, quote = _quote(c.unit)
             cite = _citation(len(citations) + 1, docs[c.unit.doc], quote, start, end, c.prob)
+            if c.unit.headline:  # not in the article text: the headline is its own passage
+                cite = replace(cite, start=0, end=len(quote), passage=quote, passage_start=0)
             citations.append(cite)
             parts.append(f"{quote} [{cite.n}]")
         short = None

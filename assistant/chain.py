@@ -124,7 +124,7 @@ def build_chain(
     )
     from assistant.reader.reader import Reader
 
-    reader = Reader()
+    reader = Reader(index.embedder)
 
     def condense(inputs: dict[str, Any]) -> str:
         history = normalise_history(inputs.get("history"))

@@ -86,7 +86,7 @@ def collect(args: argparse.Namespace) -> None:
     index = open_index()
     fetch = args.k + (6 if args.drop_gold else 0)
     retriever = HybridRetriever(index=index, k=fetch)
-    reader = Reader()
+    reader = Reader(index.embedder)
     records = []
     questions = load_questions(Path(args.questions), args.format)
     started = time.perf_counter()

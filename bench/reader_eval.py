@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     index = open_index()
     retriever = HybridRetriever(index=index, k=args.k)
-    reader = Reader()
+    reader = Reader(index.embedder)
     questions = [
         q
         for q in load_questions(Path(args.questions), args.format)

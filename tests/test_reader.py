@@ -158,3 +158,81 @@ def test_decisions_do_not_move_when_unrelated_articles_are_added(tmp_path: Path)
     assert crowded == alone
     assert "everything is on the table" in (crowded["What did Bessent threaten?"][1] or "")
     assert os.environ.get("ASSISTANT_HOME") != str(tmp_path / "home")
+
+
+# --- our logic with a hand-made model (the parser is real, the scorer is not the fitted one) ---
+def _doc(text: str, title: str = "Talks", n: int = 0):  # type: ignore[no-untyped-def]
+    from langchain_core.documents import Document
+
+    return Document(
+        page_content=text,
+        metadata={
+            "chunk_id": f"c{n}",
+            "article_id": f"a{n}",
+            "title": title,
+            "source": None,
+            "published": None,
+            "url": None,
+            "start": 0,
+            "end": len(text),
+            "score": 0.5,
+            "dense_score": 0.5,
+            "context_before": "",
+            "context_after": "",
+        },
+    )
+
+
+def _coverage_model(threshold: float):  # type: ignore[no-untyped-def]
+    from assistant.reader.features import FEATURES
+    from assistant.reader.scorer import Model
+
+    coef = np.zeros(len(FEATURES))
+    coef[FEATURES.index("cov_ctx")] = 6.0
+    coef[FEATURES.index("type_miss")] = -6.0
+    n = len(FEATURES)
+    return Model(FEATURES, np.zeros(n), np.ones(n), coef, -3.0, threshold)
+
+
+def test_reader_quotes_the_typed_sentence_and_marks_its_phrase() -> None:
+    from assistant.reader.reader import Reader
+
+    docs = [_doc("The weather was mild. The trade talks were held in Kuala Lumpur on Friday.")]
+    out = Reader(model=_coverage_model(0.5)).answer("Where were the trade talks held?", docs)
+    assert out.answered
+    assert out.short == "Kuala Lumpur"
+    assert out.text.startswith("The trade talks were held in Kuala Lumpur") and "[1]" in out.text
+    c = out.citations[0]
+    assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
+
+
+def test_pronoun_sentence_is_quoted_with_its_antecedent() -> None:
+    from assistant.reader.reader import Reader
+
+    docs = [_doc("Bessent spoke to reporters. But he warned that tariffs could double.")]
+    out = Reader(model=_coverage_model(0.1)).answer("What did Bessent warn about tariffs?", docs)
+    assert out.answered and out.short is None
+    c = out.citations[0]
+    assert c.quote.startswith("Bessent spoke") and c.quote.endswith("double.")
+    assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
+
+
+def test_headline_only_answers_cite_the_headline_itself() -> None:
+    from assistant.reader.reader import Reader
+
+    docs = [_doc("The show drew ten million viewers.", title="Netflix renews Wednesday for season two")]
+    out = Reader(model=_coverage_model(0.5)).answer("Which show did Netflix renew?", docs)
+    assert out.answered
+    c = out.citations[0]
+    assert c.quote == "Netflix renews Wednesday for season two"
+    assert c.passage[c.start - c.passage_start : c.end - c.passage_start] == c.quote
+
+
+def test_decline_keeps_the_closest_passages() -> None:
+    from assistant.reader.reader import Reader
+    from assistant.types import NO_ANSWER
+
+    docs = [_doc("Shares fell 3% on Monday.", n=i) for i in range(4)]
+    out = Reader(model=_coverage_model(0.99)).answer("Who chairs the bank?", docs)
+    assert not out.answered and out.text == NO_ANSWER
+    assert 1 <= len(out.citations) <= 3

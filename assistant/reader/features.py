@@ -27,7 +27,8 @@ FEATURES: tuple[str, ...] = (
     "cov_win",  # ... counting both neighbours
     "cov_gap",  # cov_ctx minus the best cov_ctx among the candidates (<= 0)
     "dense",  # cosine(question, the sentence's retrieved passage)
-    "dense_gap",  # dense minus the best dense among the candidates (<= 0)
+    "dense_sent",  # cosine(question, the sentence with its pronoun's antecedent)
+    "dense_gap",  # dense_sent minus the best dense_sent among the candidates (<= 0)
     "rank",  # 1 / (1 + retrieval rank of the passage)
     "typed_q",  # the question wants a short typed phrase
     "type_ok",  # the sentence holds a span of that type the question does not say
@@ -70,6 +71,7 @@ def featurize(
     cands: Sequence[Unit],
     parsed: Sequence,  # spaCy Docs of each candidate's text
     dense: Sequence[float],
+    dense_sent: Sequence[float],
 ) -> list[Scored]:
     """Feature vectors for ``cands`` (parsed and embedded by the caller)."""
     subjects = [s.lower() for s in analysis.subjects]
@@ -78,7 +80,7 @@ def featurize(
     typed_q = analysis.wants_span
     cov_ctx_all = []
     rows: list[tuple[Unit, dict[str, float], tuple[int, int] | None]] = []
-    for unit, doc, sim in zip(cands, parsed, dense, strict=True):
+    for unit, doc, sim, sim_sent in zip(cands, parsed, dense, dense_sent, strict=True):
         f: dict[str, float] = {}
         prev = unit.previous if pronoun_start(unit.text) else ""
         f["cov"] = coverage(terms, unit.text)
@@ -86,6 +88,7 @@ def featurize(
         f["cov_win"] = coverage(terms, f"{unit.previous} {unit.text} {unit.following}")
         cov_ctx_all.append(f["cov_ctx"])
         f["dense"] = float(sim)
+        f["dense_sent"] = float(sim_sent)
         f["rank"] = 1.0 / (1.0 + unit.rank)
         f["typed_q"] = float(typed_q)
         spans = typed_spans(doc, analysis) if typed_q else []
@@ -113,11 +116,11 @@ def featurize(
         f["quote"] = float(any(c in unit.text for c in "\"“”"))
         rows.append((unit, f, span))
     best_cov = max(cov_ctx_all, default=0.0)
-    best_dense = max(dense, default=0.0)
+    best_dense = max(dense_sent, default=0.0)
     out = []
     for unit, f, span in rows:
         f["cov_gap"] = f["cov_ctx"] - best_cov
-        f["dense_gap"] = f["dense"] - best_dense
+        f["dense_gap"] = f["dense_sent"] - best_dense
         out.append(Scored(unit, np.array([f[n] for n in FEATURES], dtype=float), span))
     return out
 

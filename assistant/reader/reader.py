@@ -3,7 +3,7 @@ then answer with the best sentence (its answer phrase marked) or decline.
 
 Parsing every sentence of five passages would cost more than the whole answer budget on a
 busy core, so a cheap weighted term overlap picks the ``parse_limit`` most promising sentences
-first; only those are parsed.
+first; only those are parsed and embedded.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 
 from assistant.reader.analysis import QuestionAnalysis, analyse, nlp
 from assistant.reader.candidates import Unit, prefilter, pronoun_start, question_terms, units
 from assistant.reader.citations import _citation
-from assistant.reader.features import FEATURES, Scored, featurize
+from assistant.reader.features import FEATURES, Scored, context_text, featurize
 from assistant.reader.scorer import Model, load_model
 from assistant.types import NO_ANSWER, Citation
 from index.lexical import tokenize
@@ -40,7 +41,14 @@ _SUBJ = FEATURES.index("subj")
 class Reader:
     """Find the asked-for answer in retrieved passages, or decline."""
 
-    def __init__(self, *, model: Model | None = None, parse_limit: int = 8) -> None:
+    def __init__(
+        self,
+        embedder: Embeddings | None = None,
+        *,
+        model: Model | None = None,
+        parse_limit: int = 8,
+    ) -> None:
+        self.embedder = embedder
         self.model = model
         self.parse_limit = parse_limit
 
@@ -63,10 +71,16 @@ class Reader:
         if not top:
             return analysis, []
         parsed = list(nlp().pipe([u.text for u in top]))
-        # The passage's cosine similarity to the question, from the dense search the retriever
-        # already ran: embedding each sentence again cost more than the whole answer budget.
-        sims = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
-        return analysis, featurize(analysis, terms, top, parsed, sims)
+        # The passage's cosine similarity to the question comes from the dense search the
+        # retriever already ran; the sentence's own similarity needs the embedder.
+        passage = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
+        sentence = passage
+        if self.embedder is not None:  # only the few parsed sentences are embedded
+            vectors = np.array(self.embedder.embed_documents([context_text(u) for u in top]))
+            query = np.array(self.embedder.embed_query(question))
+            norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9
+            sentence = [float(v) for v in vectors @ query / norms]
+        return analysis, featurize(analysis, terms, top, parsed, passage, sentence)
 
     def score(self, question: str, docs: Sequence[Document]) -> tuple[QuestionAnalysis, list[Scored]]:
         """Candidates with probabilities, best first."""

@@ -50,6 +50,12 @@ def split_of(question: str, test_share: float) -> str:
     return "test" if h < test_share else "fit"
 
 
+def _first(value: Any) -> str:
+    """RealTime QA keeps the answer as a list of strings (one, in the gold subset)."""
+    text = value[0] if isinstance(value, list) and value else value
+    return str(text).strip().strip("“”\"'")
+
+
 def load_questions(path: Path, fmt: str) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     out = []
@@ -60,7 +66,7 @@ def load_questions(path: Path, fmt: str) -> list[dict[str, Any]]:
             out.append(
                 {
                     "question": r["question"],
-                    "answer": r["answer_text"],
+                    "answer": _first(r["answer_text"]),
                     "gold_urls": r.get("gold_urls", []),
                     "article": None,
                     "date": r.get("question_date"),
@@ -114,12 +120,14 @@ def collect(args: argparse.Namespace) -> None:
                 "x": np.vstack([c.x for c in cands]) if cands else np.zeros((0, 0)),
                 "y": np.array([contains(context_text(c.unit), q["answer"]) for c in cands]),
                 "quotes": [context_text(c.unit) for c in cands],
-                "spans": [
-                    c.unit.text[c.span[0] : c.span[1]] if c.span else None for c in cands
-                ],
+                "spans": [c.unit.text[c.span[0] : c.span[1]] if c.span else None for c in cands],
                 "in_docs": any(
-                    contains(d.metadata.get("context_before", "") + d.page_content
-                             + d.metadata.get("context_after", ""), q["answer"])
+                    contains(
+                        d.metadata.get("context_before", "")
+                        + d.page_content
+                        + d.metadata.get("context_after", ""),
+                        q["answer"],
+                    )
                     for d in docs
                 ),
                 "gold_rank": gold_doc[0] if gold_doc else None,
@@ -185,7 +193,9 @@ def _metrics(records: list[dict[str, Any]], preds: list[tuple[float, int]], tau:
 def _threshold(records, preds, max_false_decline: float) -> float:  # type: ignore[no-untyped-def]
     """The highest threshold that declines at most ``max_false_decline`` of the answerable
     questions whose gold answer is among the candidates (others cannot be answered right)."""
-    scores = sorted(p[0] for r, p in zip(records, preds, strict=True) if r["answer"] and r["y"].any())
+    scores = sorted(
+        p[0] for r, p in zip(records, preds, strict=True) if r["answer"] and r["y"].any()
+    )
     if not scores:
         return 0.5
     k = int(np.floor(max_false_decline * len(scores)))
@@ -205,7 +215,7 @@ def fit(args: argparse.Namespace) -> None:
                 preds[i] = _best(records[i], *params)
     tau = _threshold(records, preds, args.max_false_decline)
     report: dict[str, Any] = {"threshold_from_cv": tau, "cv": {}}
-    for name in sorted({r["set"] for r in records}) + ["all"]:
+    for name in [*sorted({r["set"] for r in records}), "all"]:
         idx = [i for i, r in enumerate(records) if name in ("all", r["set"])]
         report["cv"][name] = _metrics([records[i] for i in idx], [preds[i] for i in idx], tau)
     mean, scale, coef, intercept = _fit_lr(records, args.C)
@@ -228,7 +238,7 @@ def fit(args: argparse.Namespace) -> None:
                 [p for r, p in zip(test, tp, strict=True) if name in ("all", r["set"])],
                 tau,
             )
-            for name in sorted({r["set"] for r in test}) + ["all"]
+            for name in [*sorted({r["set"] for r in test}), "all"]
         }
     out = {
         "model": model,

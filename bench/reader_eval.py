@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_reader import contains, load_questions, split_of  # noqa: E402
+from fit_reader import contains, load_questions, split_of
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -220,7 +220,9 @@ def test_pronoun_sentence_is_quoted_with_its_antecedent() -> None:
 def test_headline_only_answers_cite_the_headline_itself() -> None:
     from assistant.reader.reader import Reader
 
-    docs = [_doc("The show drew ten million viewers.", title="Netflix renews Wednesday for season two")]
+    docs = [
+        _doc("The show drew ten million viewers.", title="Netflix renews Wednesday for season two")
+    ]
     out = Reader(model=_coverage_model(0.5)).answer("Which show did Netflix renew?", docs)
     assert out.answered
     c = out.citations[0]

@@ -124,7 +124,7 @@ def analyse_doc(doc: Doc) -> QuestionAnalysis:
 
 def _third_person(tok: Token) -> bool:
     person = tok.morph.get("Person")
-    return bool(person) and person[0] == "3" or tok.lower_ in ("it", "its", "this", "that")
+    return (bool(person) and person[0] == "3") or tok.lower_ in ("it", "its", "this", "that")
 
 
 def _focus(doc: Doc, wh: Token | None) -> Token | None:

@@ -100,9 +100,7 @@ def units(docs: Sequence[Document]) -> list[Unit]:
                     text=text[a:b],
                     previous=text[spans[i - 1][0] : spans[i - 1][1]] if i > 0 else "",
                     prev_start=offset + spans[i - 1][0] if i > 0 else 0,
-                    following=text[spans[i + 1][0] : spans[i + 1][1]]
-                    if i + 1 < len(spans)
-                    else "",
+                    following=text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else "",
                     in_chunk=a < chunk_b and b > chunk_a,
                     title=title,
                 )
@@ -159,9 +157,13 @@ def typed_spans(sent, analysis: QuestionAnalysis) -> list[tuple[int, int, str]]:
             if analysis.focus and chunk.root.lemma_.lower() == analysis.focus:
                 if not _echo(chunk.text, question, q_stems):
                     out.append((chunk.start_char - base, chunk.end_char - base, "NP"))
-            elif analysis.answer_type == "noun" and chunk.root.pos_ in ("PROPN", "NOUN"):
-                if not _echo(chunk.text, question, q_stems) and len(chunk) > 1:
-                    out.append((chunk.start_char - base, chunk.end_char - base, "np"))
+            elif (
+                analysis.answer_type == "noun"
+                and chunk.root.pos_ in ("PROPN", "NOUN")
+                and len(chunk) > 1
+                and not _echo(chunk.text, question, q_stems)
+            ):
+                out.append((chunk.start_char - base, chunk.end_char - base, "np"))
     return out
 
 

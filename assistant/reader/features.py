@@ -113,7 +113,7 @@ def featurize(
         f["length"] = min(1.0, len(doc) / 40.0)
         content = [t for t in sent_toks]
         f["novel"] = sum(t not in q_toks for t in content) / len(content) if content else 0.0
-        f["quote"] = float(any(c in unit.text for c in "\"“”"))
+        f["quote"] = float(any(c in unit.text for c in '"“”'))
         rows.append((unit, f, span))
     best_cov = max(cov_ctx_all, default=0.0)
     best_dense = max(dense_sent, default=0.0)

@@ -33,7 +33,7 @@ def condense(question: str, previous: str) -> str:
 
 
 def _substitute(fragment: str, previous: str) -> str:
-    """"And China?" after "What did the US say about Japan?" -> "... about China?"."""
+    """ "And China?" after "What did the US say about Japan?" -> "... about China?"."""
     frag = nlp()(fragment)
     prev = nlp()(previous)
     if not frag.ents:

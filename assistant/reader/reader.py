@@ -82,7 +82,9 @@ class Reader:
             sentence = [float(v) for v in vectors @ query / norms]
         return analysis, featurize(analysis, terms, top, parsed, passage, sentence)
 
-    def score(self, question: str, docs: Sequence[Document]) -> tuple[QuestionAnalysis, list[Scored]]:
+    def score(
+        self, question: str, docs: Sequence[Document]
+    ) -> tuple[QuestionAnalysis, list[Scored]]:
         """Candidates with probabilities, best first."""
         analysis, cands = self.candidates(question, docs)
         if cands:
@@ -153,7 +155,7 @@ def _adds_fact(c: Scored, chosen: list[Scored], analysis: QuestionAnalysis) -> b
 
 def _overlap(a: Unit, b: Unit) -> bool:
     qa, qb = _quote(a), _quote(b)
-    return qa[0] < qb[1] and qb[0] < qa[1] or a.start == b.start
+    return (qa[0] < qb[1] and qb[0] < qa[1]) or a.start == b.start
 
 
 def _near_duplicate(a: str, b: str) -> bool:
@@ -174,4 +176,3 @@ def _closest(ranked: list[Scored], docs: Sequence[Document]) -> list[Citation]:
         _citation(i + 1, docs[c.unit.doc], c.unit.text, c.unit.start, c.unit.end, c.prob)
         for i, c in enumerate(picks)
     ]
-

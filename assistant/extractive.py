@@ -1,4 +1,10 @@
-"""The default answerer: compose a short answer from the retrieved sentences themselves.
+"""LEGACY answerer, superseded by ``assistant.reader`` (the chain no longer uses it).
+
+Kept only while ``tests/test_reliability_hostile.py`` still drives it directly; delete it
+when that test moves to ``assistant.reader.reader.Reader``. Its constants were hand-tuned on
+the BBC dev questions and its corpus IDF made decisions move with what else is indexed.
+
+The original description follows: compose a short answer from the retrieved sentences.
 
 No instruction-tuned LLM can be had offline, so the answer is the few sentences that best
 answer the question (meaning and question-term overlap, plus what kind of answer the question

@@ -108,6 +108,16 @@ def test_short_answer_is_bold_and_escaped_in_the_ui() -> None:
 
 
 # --- real model, real Chroma -------------------------------------------------------------------
+@pytest.fixture
+def sample_index(real_settings):  # type: ignore[no-untyped-def]
+    from index.sync import sync
+
+    from .conftest import SAMPLE
+
+    sync(real_settings, [str(SAMPLE)], show_bar=False)
+    return real_settings
+
+
 @pytest.mark.integration
 def test_sample_answers_carry_the_phrase(sample_index) -> None:  # type: ignore[no-untyped-def]
     from assistant import answer
@@ -151,9 +161,9 @@ def test_decisions_do_not_move_when_unrelated_articles_are_added(tmp_path: Path)
     if not business.is_dir():
         pytest.skip("BBC corpus not available")
     settings = Settings(home=tmp_path / "home")
-    sync(settings, [str(SAMPLE)])
+    sync(settings, [str(SAMPLE)], show_bar=False)
     alone = _decisions(settings)
-    sync(settings, [str(SAMPLE), str(business)])
+    sync(settings, [str(SAMPLE), str(business)], show_bar=False)
     crowded = _decisions(settings)
     assert crowded == alone
     assert "everything is on the table" in (crowded["What did Bessent threaten?"][1] or "")

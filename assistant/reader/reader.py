@@ -17,7 +17,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.reader.analysis import QuestionAnalysis, analyse, nlp
 from assistant.reader.candidates import Unit, prefilter, pronoun_start, question_terms, units
-from assistant.reader.citations import _citation
+from assistant.reader.citations import _article_slice, _citation
 from assistant.reader.features import FEATURES, Scored, context_text, featurize
 from assistant.reader.scorer import Model, load_model
 from assistant.types import NO_ANSWER, Citation
@@ -102,16 +102,21 @@ class Reader:
             return ReaderAnswer(NO_ANSWER, False, _closest(ranked, docs), None, analysis)
         best = ranked[0]
         chosen = [best]
+        follow = _continuation(best, ranked, threshold)
         for c in ranked[1:]:
             if c.prob < threshold:
                 break
-            if _adds_fact(c, chosen, analysis):
+            if c is not follow and _adds_fact(c, chosen, analysis):
                 chosen.append(c)
                 break
         parts: list[str] = []
         citations: list[Citation] = []
         for c in chosen:
             start, end, quote = _quote(c.unit)
+            if c is best and follow is not None:
+                widened = _article_slice(docs[c.unit.doc], start, follow.unit.end)
+                if widened.endswith(follow.unit.text):
+                    end, quote = follow.unit.end, widened
             cite = _citation(len(citations) + 1, docs[c.unit.doc], quote, start, end, c.prob)
             if c.unit.headline:  # not in the article text: the headline is its own passage
                 cite = replace(cite, start=0, end=len(quote), passage=quote, passage_start=0)
@@ -121,6 +126,24 @@ class Reader:
         if analysis.wants_span and best.span is not None:
             short = best.unit.text[best.span[0] : best.span[1]]
         return ReaderAnswer(" ".join(parts), True, citations, short, analysis)
+
+
+def _continuation(best: Scored, ranked: list[Scored], threshold: float) -> Scored | None:
+    """The sentence right after the best one when it continues it with a pronoun ("But he
+    also cautioned ...") and the model also rates it above the threshold: such a follow-up
+    usually completes the statement, so it is quoted with it."""
+    for c in ranked:
+        u = c.unit
+        if (
+            c.prob >= threshold
+            and not u.headline
+            and u.article_id == best.unit.article_id
+            and u.start > best.unit.start
+            and u.prev_start == best.unit.start
+            and pronoun_start(u.text)
+        ):
+            return c
+    return None
 
 
 def _quote(unit: Unit) -> tuple[int, int, str]:
@@ -135,9 +158,8 @@ def _quote(unit: Unit) -> tuple[int, int, str]:
 
 
 def _adds_fact(c: Scored, chosen: list[Scored], analysis: QuestionAnalysis) -> bool:
-    """A second sentence is worth quoting only when it says something new about the same
-    subject: no near-duplicate, no overlap, and (for a short-answer question) a different
-    answer phrase."""
+    """A second sentence is worth quoting only for a short-answer question, when it gives a
+    different answer phrase about the same subject: no near-duplicate, no overlap."""
     for other in chosen:
         if other.unit.article_id == c.unit.article_id and _overlap(other.unit, c.unit):
             return False
@@ -145,12 +167,10 @@ def _adds_fact(c: Scored, chosen: list[Scored], analysis: QuestionAnalysis) -> b
             return False
         if c.x[_SUBJ] < other.x[_SUBJ]:
             return False
-    if analysis.wants_span:
-        if c.span is None:
-            return False
-        phrase = c.unit.text[c.span[0] : c.span[1]].lower()
-        return all(phrase not in _quote(o.unit)[2].lower() for o in chosen)
-    return True
+    if not analysis.wants_span or c.span is None:
+        return False  # a statement is answered by one sentence (and its continuation)
+    phrase = c.unit.text[c.span[0] : c.span[1]].lower()
+    return all(phrase not in _quote(o.unit)[2].lower() for o in chosen)
 
 
 def _overlap(a: Unit, b: Unit) -> bool:

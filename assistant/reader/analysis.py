@@ -123,7 +123,7 @@ def analyse_doc(doc: Doc) -> QuestionAnalysis:
 
 
 def _third_person(tok: Token) -> bool:
-    person = tok.morph.get("Person")
+    person = tok.morph.get("Person", [])
     return (bool(person) and person[0] == "3") or tok.lower_ in ("it", "its", "this", "that")
 
 

@@ -46,7 +46,7 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Model:
-        features = tuple(data["features"])  # type: ignore[arg-type]
+        features: tuple[str, ...] = tuple(data["features"])  # type: ignore[arg-type]
         if features != FEATURES:
             raise ValueError(
                 "reader weights were fitted on other features; re-run bench/fit_reader.py"

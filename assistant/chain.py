@@ -17,10 +17,8 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from assistant.extractive import ExtractiveAnswerer
 from assistant.retrieval import HybridRetriever
 from assistant.types import NO_ANSWER, Answer, Citation
-from index.lexical import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +63,13 @@ def normalise_history(history: Any) -> list[tuple[str, str]]:
 
 
 def _carry_terms(question: str, history: list[tuple[str, str]]) -> str:
-    """Extractive follow-ups: add the previous question's key terms when this one leans on it."""
+    """Extractive follow-ups: borrow the previous question's names only when this one needs
+    them (see ``assistant.reader.followup``)."""
     if not history:
         return question
-    follows = len(tokenize(question)) <= 4 or re.search(
-        r"\b(he|she|they|it|him|her|them|this|that|those|these|there|his|its|their)\b",
-        question,
-        re.IGNORECASE,
-    )
-    if not follows:
-        return question
-    previous = history[-1][0]
-    extra = [t for t in dict.fromkeys(tokenize(previous)) if t not in tokenize(question)]
-    return f"{question} {' '.join(extra)}" if extra else question
+    from assistant.reader.followup import condense
+
+    return condense(question, history[-1][0])
 
 
 # A "[7]" inside an article reads as a citation marker once the extractive answer quotes the
@@ -140,7 +132,9 @@ def build_chain(
         published_after=published_after,
         published_before=published_before,
     )
-    extractive = ExtractiveAnswerer(index.embedder, index.lexical.idf)
+    from assistant.reader.reader import Reader
+
+    reader = Reader(index.embedder)
 
     def condense(inputs: dict[str, Any]) -> str:
         history = normalise_history(inputs.get("history"))
@@ -156,10 +150,13 @@ def build_chain(
     def answer(inputs: dict[str, Any]) -> Iterator[AnswerDelta]:
         question, docs = inputs["question"], inputs["docs"]
         if llm is None:
-            text, citations, answered = extractive.answer(inputs["query"], docs)
-            text = defang_quotes(text, citations)
+            read = reader.answer(inputs["query"], docs)
+            text = defang_quotes(read.text, read.citations)
             yield AnswerDelta(text)
-            yield AnswerDelta("", Answer(question, text, answered, citations, "extractive"))
+            yield AnswerDelta(
+                "",
+                Answer(question, text, read.answered, read.citations, "extractive", read.short),
+            )
             return
         from assistant.llm import check_markers, stream_llm_answer
 

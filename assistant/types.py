@@ -34,19 +34,26 @@ class Citation:
 
 @dataclass
 class Answer:
-    """An answer (or a decline) with its citations; ``to_dict()`` is JSON-safe."""
+    """An answer (or a decline) with its citations; ``to_dict()`` is JSON-safe.
+
+    ``short`` is the answer phrase itself ("Kuala Lumpur", "90%"), found inside the first
+    quoted sentence; None when the question wants a statement rather than a phrase, when the
+    answer is declined, or when an LLM wrote the answer.
+    """
 
     question: str
     text: str
     answered: bool
     citations: list[Citation] = field(default_factory=list)
     mode: str = "extractive"
+    short: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
             "answered": self.answered,
+            "short": self.short,
             "mode": self.mode,
             "citations": [asdict(c) for c in self.citations],
         }

@@ -73,7 +73,8 @@ def question_html(question: str) -> str:
 
 
 def answer_html(answer: Answer, turn: int) -> str:
-    """The answer text with each resolvable ``[n]`` turned into a link to its citation card."""
+    """The answer text with each resolvable ``[n]`` turned into a link to its citation card,
+    and the short answer phrase (``Answer.short``) in bold."""
     known = {c.n: c for c in answer.citations}
 
     def link(match: re.Match[str]) -> str:
@@ -86,7 +87,14 @@ def answer_html(answer: Answer, turn: int) -> str:
             f'title="{esc(cited.title)}">[{n}]</a>'
         )
 
-    body = _lines(_MARKER.sub(link, esc(answer.text)))
+    escaped = esc(answer.text)
+    if answer.answered and answer.short:  # the answer phrase, bold inside its sentence
+        phrase = esc(answer.short)
+        at = escaped.find(phrase)
+        if at >= 0:
+            end = at + len(phrase)
+            escaped = f"{escaped[:at]}<strong>{phrase}</strong>{escaped[end:]}"
+    body = _lines(_MARKER.sub(link, escaped))
     if not answer.answered and answer.citations:
         body += " (The closest passages are listed under Sources.)"
     return body

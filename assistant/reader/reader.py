@@ -1,0 +1,198 @@
+"""The reader: analyse the question, gather candidates, score them with the fitted model,
+then answer with the best sentence (its answer phrase marked) or decline.
+
+Parsing every sentence of five passages would cost more than the whole answer budget on a
+busy core, so a cheap weighted term overlap picks the ``parse_limit`` most promising sentences
+first; only those are parsed and embedded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from assistant.reader.analysis import QuestionAnalysis, analyse, nlp
+from assistant.reader.candidates import Unit, prefilter, pronoun_start, question_terms, units
+from assistant.reader.citations import _article_slice, _citation
+from assistant.reader.features import FEATURES, Scored, context_text, featurize
+from assistant.reader.scorer import Model, load_model
+from assistant.types import NO_ANSWER, Citation
+from index.lexical import tokenize
+
+
+@dataclass
+class ReaderAnswer:
+    """What the reader concluded: text with ``[n]`` markers, the short phrase, citations."""
+
+    text: str
+    answered: bool
+    citations: list[Citation] = field(default_factory=list)
+    short: str | None = None
+    analysis: QuestionAnalysis | None = None
+
+
+_SUBJ = FEATURES.index("subj")
+
+
+class Reader:
+    """Find the asked-for answer in retrieved passages, or decline."""
+
+    def __init__(
+        self,
+        embedder: Embeddings | None = None,
+        *,
+        model: Model | None = None,
+        parse_limit: int = 8,
+    ) -> None:
+        self.embedder = embedder
+        self.model = model
+        self.parse_limit = parse_limit
+
+    def _model(self) -> Model:
+        if self.model is None:
+            self.model = load_model()
+        return self.model
+
+    def candidates(
+        self, question: str, docs: Sequence[Document]
+    ) -> tuple[QuestionAnalysis, list[Scored]]:
+        """The question's analysis and its scored-ready candidates (features, best span)."""
+        analysis = analyse(question)
+        terms = question_terms(analysis)
+        pool = units(docs)
+        for u in pool:
+            u.prefilter = prefilter(terms, u)
+        pool.sort(key=lambda u: (-u.prefilter, u.rank, u.start))
+        top = pool[: self.parse_limit]
+        if not top:
+            return analysis, []
+        parsed = list(nlp().pipe([u.text for u in top]))
+        # The passage's cosine similarity to the question comes from the dense search the
+        # retriever already ran; the sentence's own similarity needs the embedder.
+        passage = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
+        sentence = passage
+        if self.embedder is not None:  # only the few parsed sentences are embedded
+            vectors = np.array(self.embedder.embed_documents([context_text(u) for u in top]))
+            query = np.array(self.embedder.embed_query(question))
+            norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9
+            sentence = [float(v) for v in vectors @ query / norms]
+        return analysis, featurize(analysis, terms, top, parsed, passage, sentence)
+
+    def score(
+        self, question: str, docs: Sequence[Document]
+    ) -> tuple[QuestionAnalysis, list[Scored]]:
+        """Candidates with probabilities, best first."""
+        analysis, cands = self.candidates(question, docs)
+        if cands:
+            probs = self._model().prob(np.vstack([c.x for c in cands]))
+            for c, p in zip(cands, probs, strict=True):
+                c.prob = float(p)
+        cands.sort(key=lambda c: (-c.prob, c.unit.rank, c.unit.start))
+        return analysis, cands
+
+    def answer(self, question: str, docs: Sequence[Document]) -> ReaderAnswer:
+        """Answer from ``docs`` (the retrieved passages, best first)."""
+        analysis, ranked = self.score(question, docs)
+        threshold = self._model().threshold
+        if not ranked or ranked[0].prob < threshold:
+            return ReaderAnswer(NO_ANSWER, False, _closest(ranked, docs), None, analysis)
+        best = ranked[0]
+        chosen = [best]
+        follow = _continuation(best, ranked, threshold)
+        for c in ranked[1:]:
+            if c.prob < threshold:
+                break
+            if c is not follow and _adds_fact(c, chosen, analysis):
+                chosen.append(c)
+                break
+        parts: list[str] = []
+        citations: list[Citation] = []
+        for c in chosen:
+            start, end, quote = _quote(c.unit)
+            if c is best and follow is not None:
+                widened = _article_slice(docs[c.unit.doc], start, follow.unit.end)
+                if widened.endswith(follow.unit.text):
+                    end, quote = follow.unit.end, widened
+            cite = _citation(len(citations) + 1, docs[c.unit.doc], quote, start, end, c.prob)
+            if c.unit.headline:  # not in the article text: the headline is its own passage
+                cite = replace(cite, start=0, end=len(quote), passage=quote, passage_start=0)
+            citations.append(cite)
+            parts.append(f"{quote} [{cite.n}]")
+        short = None
+        if analysis.wants_span and best.span is not None:
+            short = best.unit.text[best.span[0] : best.span[1]]
+        return ReaderAnswer(" ".join(parts), True, citations, short, analysis)
+
+
+def _continuation(best: Scored, ranked: list[Scored], threshold: float) -> Scored | None:
+    """The sentence right after the best one when it continues it with a pronoun ("But he
+    also cautioned ...") and the model also rates it above the threshold: such a follow-up
+    usually completes the statement, so it is quoted with it."""
+    for c in ranked:
+        u = c.unit
+        if (
+            c.prob >= threshold
+            and not u.headline
+            and u.article_id == best.unit.article_id
+            and u.start > best.unit.start
+            and u.prev_start == best.unit.start
+            and pronoun_start(u.text)
+        ):
+            return c
+    return None
+
+
+def _quote(unit: Unit) -> tuple[int, int, str]:
+    """(start, end, text) of what is quoted for a candidate: with its predecessor when it opens
+    with a pronoun, so "he" stays resolvable."""
+    if unit.headline:
+        return 0, 0, unit.text
+    if unit.previous and pronoun_start(unit.text):
+        gap = unit.start - unit.prev_start - len(unit.previous)
+        return unit.prev_start, unit.end, unit.previous + " " * max(gap, 1) + unit.text
+    return unit.start, unit.end, unit.text
+
+
+def _adds_fact(c: Scored, chosen: list[Scored], analysis: QuestionAnalysis) -> bool:
+    """A second sentence is worth quoting only for a short-answer question, when it gives a
+    different answer phrase about the same subject: no near-duplicate, no overlap."""
+    for other in chosen:
+        if other.unit.article_id == c.unit.article_id and _overlap(other.unit, c.unit):
+            return False
+        if _near_duplicate(other.unit.text, c.unit.text):
+            return False
+        if c.x[_SUBJ] < other.x[_SUBJ]:
+            return False
+    if not analysis.wants_span or c.span is None:
+        return False  # a statement is answered by one sentence (and its continuation)
+    phrase = c.unit.text[c.span[0] : c.span[1]].lower()
+    return all(phrase not in _quote(o.unit)[2].lower() for o in chosen)
+
+
+def _overlap(a: Unit, b: Unit) -> bool:
+    qa, qb = _quote(a), _quote(b)
+    return (qa[0] < qb[1] and qb[0] < qa[1]) or a.start == b.start
+
+
+def _near_duplicate(a: str, b: str) -> bool:
+    ta, tb = set(tokenize(a)), set(tokenize(b))
+    if not ta or not tb:
+        return False
+    return len(ta & tb) / len(ta | tb) > 0.6
+
+
+def _closest(ranked: list[Scored], docs: Sequence[Document]) -> list[Citation]:
+    """Shown with a decline: the best candidate of each of up to three articles."""
+    best: dict[str, Scored] = {}
+    for c in ranked:
+        if not c.unit.headline:
+            best.setdefault(c.unit.article_id, c)
+    picks = sorted(best.values(), key=lambda c: -c.prob)[:3]
+    return [
+        _citation(i + 1, docs[c.unit.doc], c.unit.text, c.unit.start, c.unit.end, c.prob)
+        for i, c in enumerate(picks)
+    ]

@@ -1,0 +1,286 @@
+"""Fit the reader's scorer (logistic regression + decline threshold) on labelled questions.
+
+Two steps, so the slow one runs once:
+
+  collect  retrieve for every question of a question file over an existing index
+           (ASSISTANT_HOME), build the reader's candidates and features, label each candidate
+           (does its quoted text contain the gold answer?), and save them as a pickle.
+  fit      cross-validate on the pickles of the fitting split (question-level folds the fit
+           never saw), pick the decline threshold from the out-of-fold predictions, fit on all
+           of them, and write the weights JSON; ``--test`` pickles are scored once at the end.
+
+Question files: JSONL with ``question`` and ``answer`` (null = unanswerable), as the BBC dev
+set; or RealTime QA's ``questions.jsonl`` (``--format rtqa``: the gold subset, gold =
+``answer_text``). Every question gets a split ("fit" or "test") from a hash of its text, so
+the held-out part is fixed and never used in fitting.
+
+  python bench/fit_reader.py collect QUESTIONS.jsonl OUT.pkl [--format rtqa] [--drop-gold]
+  python bench/fit_reader.py fit A.pkl B.pkl ... --out assistant/reader/weights.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pickle
+import re
+import sys
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, punctuation as spaces, single spaces."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w%$£€.]+|(?<!\d)\.|\.(?!\d)", " ", text.lower())
+    return " ".join(text.split())
+
+
+def contains(haystack: str, needle: str | None) -> bool:
+    return bool(needle) and f" {normalise(needle)} " in f" {normalise(haystack)} "
+
+
+def split_of(question: str, test_share: float) -> str:
+    h = int(hashlib.sha1(question.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if h < test_share else "fit"
+
+
+def _first(value: Any) -> str:
+    """RealTime QA keeps the answer as a list of strings (one, in the gold subset)."""
+    text = value[0] if isinstance(value, list) and value else value
+    return str(text).strip().strip("“”\"'")
+
+
+def load_questions(path: Path, fmt: str) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for r in rows:
+        if fmt == "rtqa":
+            if not r.get("gold_doc_ids"):
+                continue
+            out.append(
+                {
+                    "question": r["question"],
+                    "answer": _first(r["answer_text"]),
+                    "gold_urls": r.get("gold_urls", []),
+                    "article": None,
+                    "date": r.get("question_date"),
+                }
+            )
+        else:
+            out.append(
+                {
+                    "question": r["question"],
+                    "answer": r.get("answer"),
+                    "article": r.get("article"),
+                }
+            )
+    return out
+
+
+def collect(args: argparse.Namespace) -> None:
+    from assistant.api import open_index
+    from assistant.reader.features import context_text
+    from assistant.reader.reader import Reader
+    from assistant.retrieval import HybridRetriever
+
+    index = open_index()
+    fetch = args.k + (6 if args.drop_gold else 0)
+    retriever = HybridRetriever(index=index, k=fetch)
+    reader = Reader(index.embedder)
+    records = []
+    questions = load_questions(Path(args.questions), args.format)
+    started = time.perf_counter()
+    for n, q in enumerate(questions, 1):
+        docs = retriever.invoke(q["question"])
+        if args.drop_gold:
+            if not q["article"]:
+                continue
+            docs = [d for d in docs if not str(d.metadata.get("origin", "")).endswith(q["article"])]
+            q = {**q, "answer": None}
+        docs = docs[: args.k]
+        analysis, cands = reader.candidates(q["question"], docs)
+        gold_doc = [
+            i
+            for i, d in enumerate(docs)
+            if (q["article"] and str(d.metadata.get("origin", "")).endswith(q["article"]))
+            or (d.metadata.get("url") and d.metadata.get("url") in q.get("gold_urls", []))
+        ]
+        records.append(
+            {
+                "question": q["question"],
+                "answer": q["answer"],
+                "split": split_of(q["question"], args.test_share),
+                "set": args.name or Path(args.questions).stem,
+                "x": np.vstack([c.x for c in cands]) if cands else np.zeros((0, 0)),
+                "y": np.array([contains(context_text(c.unit), q["answer"]) for c in cands]),
+                "quotes": [context_text(c.unit) for c in cands],
+                "spans": [c.unit.text[c.span[0] : c.span[1]] if c.span else None for c in cands],
+                "in_docs": any(
+                    contains(
+                        d.metadata.get("context_before", "")
+                        + d.page_content
+                        + d.metadata.get("context_after", ""),
+                        q["answer"],
+                    )
+                    for d in docs
+                ),
+                "gold_rank": gold_doc[0] if gold_doc else None,
+                "type": analysis.answer_type,
+            }
+        )
+        if n % 20 == 0:
+            print(f"{n}/{len(questions)} {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    Path(args.out).write_bytes(pickle.dumps(records))
+    print(f"wrote {len(records)} questions to {args.out}")
+
+
+def _load(paths: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        out += pickle.loads(Path(p).read_bytes())
+    return out
+
+
+def _fit_lr(records: list[dict[str, Any]], c: float):  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+
+    xs = [r["x"] for r in records if len(r["x"])]
+    ys = [r["y"] for r in records if len(r["x"])]
+    x, y = np.vstack(xs), np.concatenate(ys).astype(int)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=c, max_iter=2000)
+    lr.fit((x - mean) / scale, y)
+    return mean, scale, lr.coef_[0], float(lr.intercept_[0])
+
+
+def _best(record: dict[str, Any], mean, scale, coef, intercept) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    if not len(record["x"]):
+        return 0.0, -1
+    p = 1 / (1 + np.exp(-(((record["x"] - mean) / scale) @ coef + intercept)))
+    i = int(np.argmax(p))
+    return float(p[i]), i
+
+
+def _metrics(records: list[dict[str, Any]], preds: list[tuple[float, int]], tau: float) -> dict:
+    ans = [(r, p) for r, p in zip(records, preds, strict=True) if r["answer"]]
+    una = [(r, p) for r, p in zip(records, preds, strict=True) if not r["answer"]]
+    correct = [p[0] >= tau and p[1] >= 0 and bool(r["y"][p[1]]) for r, p in ans]
+    top1 = [p[1] >= 0 and bool(r["y"][p[1]]) for r, p in ans]
+    return {
+        "answerable": len(ans),
+        "gold_in_answer": round(float(np.mean(correct)), 3) if ans else None,
+        "gold_in_top_candidate": round(float(np.mean(top1)), 3) if ans else None,
+        "gold_in_any_candidate": round(float(np.mean([r["y"].any() for r, _ in ans])), 3)
+        if ans
+        else None,
+        "answerable_declined": round(float(np.mean([p[0] < tau for _, p in ans])), 3)
+        if ans
+        else None,
+        "unanswerable": len(una),
+        "unanswerable_declined": round(float(np.mean([p[0] < tau for _, p in una])), 3)
+        if una
+        else None,
+    }
+
+
+def _threshold(records, preds, max_false_decline: float) -> float:  # type: ignore[no-untyped-def]
+    """The highest threshold that declines at most ``max_false_decline`` of the answerable
+    questions whose gold answer is among the candidates (others cannot be answered right)."""
+    scores = sorted(
+        p[0] for r, p in zip(records, preds, strict=True) if r["answer"] and r["y"].any()
+    )
+    if not scores:
+        return 0.5
+    k = int(np.floor(max_false_decline * len(scores)))
+    return float(scores[k]) - 1e-6
+
+
+def fit(args: argparse.Namespace) -> None:
+    records = [r for r in _load(args.data) if r["split"] == "fit" or args.all_fit]
+    rng = np.random.default_rng(args.seed)
+    folds = rng.permutation(len(records)) % args.folds
+    preds: list[tuple[float, int]] = [(0.0, -1)] * len(records)
+    for f in range(args.folds):
+        train = [r for r, k in zip(records, folds, strict=True) if k != f]
+        params = _fit_lr(train, args.C)
+        for i, k in enumerate(folds):
+            if k == f:
+                preds[i] = _best(records[i], *params)
+    tau = _threshold(records, preds, args.max_false_decline)
+    report: dict[str, Any] = {"threshold_from_cv": tau, "cv": {}}
+    for name in [*sorted({r["set"] for r in records}), "all"]:
+        idx = [i for i, r in enumerate(records) if name in ("all", r["set"])]
+        report["cv"][name] = _metrics([records[i] for i in idx], [preds[i] for i in idx], tau)
+    mean, scale, coef, intercept = _fit_lr(records, args.C)
+    from assistant.reader.features import FEATURES
+
+    model = {
+        "features": list(FEATURES),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": coef.tolist(),
+        "intercept": intercept,
+        "threshold": tau,
+    }
+    if args.test:
+        test = [r for r in _load(args.test) if r["split"] == "test"]
+        tp = [_best(r, mean, scale, coef, intercept) for r in test]
+        report["test"] = {
+            name: _metrics(
+                [r for r in test if name in ("all", r["set"])],
+                [p for r, p in zip(test, tp, strict=True) if name in ("all", r["set"])],
+                tau,
+            )
+            for name in [*sorted({r["set"] for r in test}), "all"]
+        }
+    out = {
+        "model": model,
+        "fitted_on": {
+            "sets": sorted({r["set"] for r in records}),
+            "questions": len(records),
+            "candidates": int(sum(len(r["x"]) for r in records)),
+            "C": args.C,
+            "folds": args.folds,
+            "max_false_decline": args.max_false_decline,
+        },
+        "report": report,
+    }
+    print(json.dumps(report, indent=1))
+    print(dict(zip(FEATURES, np.round(coef, 2), strict=True)))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("questions")
+    c.add_argument("out")
+    c.add_argument("--format", choices=["jsonl", "rtqa"], default="jsonl")
+    c.add_argument("--name")
+    c.add_argument("--k", type=int, default=5)
+    c.add_argument("--drop-gold", action="store_true", help="retrieve without the gold article")
+    c.add_argument("--test-share", type=float, default=0.34)
+    f = sub.add_parser("fit")
+    f.add_argument("data", nargs="+")
+    f.add_argument("--test", nargs="*", help="pickles whose 'test' split is scored once")
+    f.add_argument("--out")
+    f.add_argument("--folds", type=int, default=5)
+    f.add_argument("--C", type=float, default=1.0)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--max-false-decline", type=float, default=0.04)
+    f.add_argument("--all-fit", action="store_true", help="use both splits (e.g. the dev set)")
+    args = p.parse_args(argv)
+    collect(args) if args.cmd == "collect" else fit(args)
+
+
+if __name__ == "__main__":
+    main()

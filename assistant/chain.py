@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -115,6 +115,37 @@ def _llm_citations(docs: Sequence[Document], numbers: list[int]) -> list[Citatio
     return out
 
 
+ReadAnswer = Callable[[str, Sequence[Document]], tuple[str, list[Citation], bool, str | None]]
+
+
+def _extractive_reader(index: Any, answerer: str) -> ReadAnswer:
+    """The no-LLM answerer the settings name, as one function: (text, citations, answered,
+    short answer phrase or None)."""
+    if answerer == "fitted":
+        from assistant.reader.reader import Reader
+
+        reader = Reader(index.embedder)
+
+        def fitted(
+            query: str, docs: Sequence[Document]
+        ) -> tuple[str, list[Citation], bool, str | None]:
+            read = reader.answer(query, docs)
+            return read.text, read.citations, read.answered, read.short
+
+        return fitted
+    from assistant.extractive import ExtractiveAnswerer
+
+    scorer = ExtractiveAnswerer(index.embedder, index.lexical.idf)
+
+    def extractive(
+        query: str, docs: Sequence[Document]
+    ) -> tuple[str, list[Citation], bool, str | None]:
+        text, citations, answered = scorer.answer(query, docs)
+        return text, citations, answered, None
+
+    return extractive
+
+
 def build_chain(
     index: Any,
     *,
@@ -123,8 +154,15 @@ def build_chain(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    answerer: str = "extractive",
 ) -> Runnable:
-    """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks."""
+    """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks.
+
+    ``answerer`` picks the extractive reader when no ``llm`` is given: ``"extractive"`` (the
+    sentence scorer) or ``"fitted"`` (``assistant.reader``: question analysis and a fitted
+    candidate model). Both return the same ``Answer``; the setting exists so they can be
+    measured side by side on the same index (``ASSISTANT_ANSWERER``).
+    """
     retriever = HybridRetriever(
         index=index,
         k=k,
@@ -132,9 +170,7 @@ def build_chain(
         published_after=published_after,
         published_before=published_before,
     )
-    from assistant.reader.reader import Reader
-
-    reader = Reader(index.embedder)
+    read_answer = _extractive_reader(index, answerer)
 
     def condense(inputs: dict[str, Any]) -> str:
         history = normalise_history(inputs.get("history"))
@@ -150,13 +186,10 @@ def build_chain(
     def answer(inputs: dict[str, Any]) -> Iterator[AnswerDelta]:
         question, docs = inputs["question"], inputs["docs"]
         if llm is None:
-            read = reader.answer(inputs["query"], docs)
-            text = defang_quotes(read.text, read.citations)
+            text, citations, answered, short = read_answer(inputs["query"], docs)
+            text = defang_quotes(text, citations)
             yield AnswerDelta(text)
-            yield AnswerDelta(
-                "",
-                Answer(question, text, read.answered, read.citations, "extractive", read.short),
-            )
+            yield AnswerDelta("", Answer(question, text, answered, citations, "extractive", short))
             return
         from assistant.llm import check_markers, stream_llm_answer
 
@@ -213,6 +246,7 @@ def run_chain(
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        answerer=getattr(index.settings, "answerer", "extractive"),
     )
     final: Answer | None = None
     for delta in chain.stream({"question": question, "history": history or []}):

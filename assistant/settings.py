@@ -9,6 +9,8 @@ README point here).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -22,6 +24,15 @@ class Settings(IndexSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
 
+    answerer: Literal["extractive", "fitted"] = Field(
+        default="extractive",
+        description=(
+            "Answerer used without an LLM: 'extractive' (sentence scorer) or 'fitted' "
+            "(question analysis with spaCy and a logistic model fitted on labelled questions, "
+            "assistant/reader/; gives Answer.short). The default is the one that measured "
+            "better on held-out questions (bench/README.md)."
+        ),
+    )
     k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
     llm: str | None = Field(
         default=None,

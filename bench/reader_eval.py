@@ -24,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_reader import contains, load_questions, split_of
 
 
+class Read:
+    """What the measurement reads of an answer."""
+
+    def __init__(self, text: str, answered: bool) -> None:
+        self.text, self.answered = text, answered
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("questions")
@@ -32,26 +39,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-share", type=float, default=0.34)
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--show-misses", action="store_true")
+    p.add_argument(
+        "--answerer", choices=["fitted", "extractive"], default="fitted",
+        help="which no-LLM answerer to measure (the ASSISTANT_ANSWERER choices)",
+    )
     args = p.parse_args(argv)
 
     from assistant.api import open_index
-    from assistant.reader.reader import Reader
+    from assistant.chain import _extractive_reader
     from assistant.retrieval import HybridRetriever
 
     index = open_index()
     retriever = HybridRetriever(index=index, k=args.k)
-    reader = Reader(index.embedder)
+    read_answer = _extractive_reader(index, args.answerer)
     questions = [
         q
         for q in load_questions(Path(args.questions), args.format)
         if args.split == "all" or split_of(q["question"], args.test_share) == args.split
     ]
-    reader.answer("warm up", retriever.invoke("warm up"))
+    read_answer("warm up", retriever.invoke("warm up"))
     rows = []
     for q in questions:
         t0 = time.perf_counter()
         docs = retriever.invoke(q["question"])
-        out = reader.answer(q["question"], docs)
+        text, _citations, answered, _short = read_answer(q["question"], docs)
+        out = Read(text, answered)
         ms = (time.perf_counter() - t0) * 1000
         rows.append((q, out, ms))
         if args.show_misses and q["answer"] and not contains(out.text, q["answer"]):

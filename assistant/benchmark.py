@@ -399,6 +399,10 @@ def main(argv: Sequence[str], settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``assistant bench`` with parsed arguments; returns the exit code."""
+    from assistant.baseline import require_eval_extra
+
+    if not args.no_baseline and not args.scale_only:
+        require_eval_extra("assistant bench (without --no-baseline)")
     corpora = args.corpus or [DEFAULT_CORPUS]
     if missing := [str(c) for c in corpora if not c.exists()]:
         raise ConfigError(f"corpus {', '.join(missing)} not found; give --corpus DIR")

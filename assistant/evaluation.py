@@ -385,8 +385,11 @@ def main(argv: Sequence[str], settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``assistant eval`` with parsed arguments; returns the exit code."""
+    from assistant.baseline import require_eval_extra
     from assistant.benchmark import format_table, write_rows
 
+    if args.baseline:
+        require_eval_extra("assistant eval --baseline")
     with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
         summary = evaluate(args, settings, Path(tmp))
     rows = summary.pop("rows")

@@ -91,3 +91,21 @@ def test_cli_passes_bench_and_eval_options_through(
     with pytest.raises(SystemExit):
         cli_main(["eval", "--help"])
     assert "--baseline" in capsys.readouterr().out
+
+
+def test_bench_without_the_eval_extra_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tutorial pipeline needs the eval extra: say so up front, not after our phases ran."""
+    from assistant import benchmark
+    from assistant.cli import main as cli_main
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("benchmarked before checking that the eval extra is installed")
+
+    monkeypatch.setitem(sys.modules, "langchain_chroma", None)  # as if not installed
+    monkeypatch.setattr(benchmark, "bench_corpus", no_work)
+    questions = tiny_corpus(tmp_path / "corpus")
+    argv = ["bench", "--corpus", str(tmp_path / "corpus"), "--questions", str(questions)]
+    assert cli_main(argv) == 2
+    assert "article-assistant[eval]" in capsys.readouterr().err

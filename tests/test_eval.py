@@ -274,3 +274,25 @@ def test_eval_smoke_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert summary["ours"]["recall_at_1"] == 1.0
     assert summary["tutorial"]["decline_accuracy"] == 0.0  # the tutorial never declines
     assert len(report.read_text(encoding="utf-8").splitlines()) > 4
+
+
+def test_eval_baseline_without_the_eval_extra_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--baseline` needs the eval extra; without it the command says which extra to install
+    before indexing anything (it used to crash with an ImportError after all of our side ran)."""
+    import sys
+
+    from assistant import api
+    from assistant.cli import main
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("indexed before checking that the eval extra is installed")
+
+    monkeypatch.setitem(sys.modules, "langchain_chroma", None)  # as if not installed
+    monkeypatch.setattr(api, "sync_articles", no_work)
+    questions = tiny_corpus(tmp_path / "corpus")
+    argv = ["eval", str(questions), "--baseline", "--home", str(tmp_path / "home")]
+    assert main([*argv, "--embedding-model", "fake"]) == 2
+    err = capsys.readouterr().err
+    assert "article-assistant[eval]" in err and "langchain_chroma" in err

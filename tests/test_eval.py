@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.benchmark import format_table, write_rows
-from assistant.evaluation import (
+from assistant.evaluation.datasets import load_questions
+from assistant.evaluation.metrics import (
     Outcome,
     Passage,
     Question,
@@ -19,11 +19,11 @@ from assistant.evaluation import (
     first_hit_rank,
     has_evidence,
     is_gold_article,
-    load_questions,
     normalise,
     percentile,
     summarise,
 )
+from assistant.evaluation.report import format_table, write_rows
 
 ARTICLES = {
     "news/harbour.txt": (
@@ -148,7 +148,7 @@ def test_rank_accuracy_and_citation_precision() -> None:
 
 
 def test_timings_start_without_cached_question_vectors() -> None:
-    from assistant.baseline import forget_cached_queries
+    from assistant.evaluation.askers import forget_cached_queries
     from index.embeddings import FakeTokenizingEmbeddings, SentenceTransformerEmbeddings
 
     calls: list[list[str]] = []
@@ -233,7 +233,7 @@ def test_eval_on_the_current_index_with_the_fake_embedder(
 ) -> None:
     """--use-current asks the index already built; the tutorial indexes that index's sources."""
     from assistant.api import sync_articles
-    from assistant.evaluation import main
+    from assistant.evaluation.quality import main
     from assistant.settings import Settings
 
     settings = Settings(home=tmp_path / "home", embedding_model="fake")

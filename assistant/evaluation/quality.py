@@ -32,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from assistant.evaluation import realtimeqa
 from assistant.evaluation.datasets import load_questions
 from assistant.evaluation.metrics import Outcome, Question, Response, score, summarise
 from assistant.settings import Settings
@@ -103,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "questions",
         type=Path,
-        help="JSONL questions file",
+        help="JSONL questions file, or a RealTime QA folder (questions.jsonl, articles.jsonl.gz)",
     )
     p.add_argument("--corpus", action="append", metavar="DIR", help=CORPUS_HELP)
     p.add_argument(
@@ -114,6 +115,19 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="passages per answer (default: the settings' k)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON (last line)")
     p.add_argument("--report", type=Path, metavar="FILE", help="per-question table (.json/.csv)")
+    rtqa = p.add_argument_group("RealTime QA (when QUESTIONS is its folder)")
+    rtqa.add_argument(
+        "--pool",
+        choices=realtimeqa.POOLS,
+        default="gold+top3",
+        help="articles indexed: the gold articles plus each question's top-3 search results "
+        "(default, ~641 articles), or all of the folder's",
+    )
+    rtqa.add_argument(
+        "--as-of",
+        action="store_true",
+        help="ask each question as of its question_date (when answer() accepts as_of)",
+    )
     return p
 
 
@@ -181,6 +195,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.evaluation.baseline import require_eval_extra
     from assistant.evaluation.report import format_table, write_rows
 
+    if realtimeqa.is_dataset(args.questions):
+        return _run_realtimeqa(args, settings)
     if args.baseline:
         require_eval_extra("assistant eval --baseline")
     with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
@@ -193,4 +209,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"per-question report: {args.report}")
     if args.json:
         print(json.dumps(summary))
+    return 0
+
+
+def _run_realtimeqa(args: argparse.Namespace, settings: Settings) -> int:
+    """``assistant eval FOLDER`` on RealTime QA: ours only (its figures sit beside upstream's)."""
+    from assistant.errors import ConfigError
+    from assistant.evaluation.report import write_rows
+
+    if args.baseline or args.use_current or args.corpus:
+        raise ConfigError(
+            "RealTime QA indexes its own article pool: drop --baseline, --use-current and --corpus"
+        )
+    with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
+        summary = realtimeqa.evaluate(
+            args.questions,
+            settings,
+            Path(tmp),
+            pool=args.pool,
+            limit=args.limit,
+            as_of=args.as_of,
+            k=args.k,
+        )
+    rows = summary.pop("rows")
+    print(realtimeqa.format_table(summary["ours"]))
+    print(
+        f"{summary['questions']} gold-subset questions, pool {summary['pool']}, as of: {summary['as_of']}"
+    )
+    if args.report:
+        write_rows(args.report, rows)
+        print(f"per-question report: {args.report}")
+    if args.json:
+        print(json.dumps(summary, default=str))
     return 0

@@ -99,3 +99,33 @@ def test_eval_extra_holds_what_only_the_tutorial_baseline_imports() -> None:
     runtime, extras = _declared()
     assert {"langchain-chroma", "langchain-text-splitters"} <= extras["eval"]
     assert "langchain-text-splitters" not in runtime  # only the baseline uses it
+
+
+def _make_recipe(target: str) -> str:
+    """The recipe lines of a Makefile target."""
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return "\n".join(recipe)
+
+
+def test_ci_runs_the_suite_the_soak_loops_and_the_plain_install() -> None:
+    """`make test` leaves the soak loops out (it must fit in minutes), `make soak` runs exactly
+    them, and `.ci/run` runs both plus the plain-install check."""
+    assert '-m "not soak"' in _make_recipe("test")
+    assert "-m soak" in _make_recipe("soak")
+    assert ".ci/plain-install-check" in _make_recipe("install-check")
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("make ")
+    ]
+    assert ci == ["make test", "make install-check", "make soak"]
+    check = (ROOT / ".ci" / "plain-install-check").read_text(encoding="utf-8")
+    assert "everything is on the table" in check and "--no-deps --wheel-dir" in check
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    assert any(m.startswith("soak:") for m in markers["pytest"]["ini_options"]["markers"])

@@ -2,6 +2,9 @@
 
 Questions are JSONL (``question``, ``answer``, ``article``, ``evidence``; unanswerable ones
 carry ``"unanswerable": true``); ``article`` is relative to the questions file's folder.
+Given a RealTime QA folder instead (``questions.jsonl`` + ``articles.jsonl.gz``), it indexes
+an article pool and reports gold-article hit@k, answer and multiple-choice figures beside the
+dataset's anchors (rules in ``assistant/evaluation/realtimeqa.py``; ``--pool``, ``--as-of``).
 
 Scoring rules (the same for both pipelines, so neither is favoured by how it chunks):
 

@@ -30,7 +30,7 @@ $(VENV)/.installed-eval: $(VENV)/.installed
 $(VENV)/.installed-dev: $(VENV)/.installed
 	# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests.
 	$(PIP) install --quiet -e ".[llm,llamacpp,eval,dev]"
-	touch $@
+	touch $(VENV)/.installed-eval $@
 
 install: $(VENV)/.installed
 

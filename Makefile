@@ -1,4 +1,5 @@
-# One task runner. `make run` and `make test` are the two set-up commands in the README.
+# One task runner. `make run` and `make test` are the two set-up commands in the README;
+# `make eval` and `make bench` measure (they install the `eval` extra).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,10 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?=
 PORT ?=
 
-.PHONY: run test lint install install-dev browser bench eval clean
+# Evaluation data lives beside the repository, never in it; the measuring commands take its path.
+EVAL_DATA ?= ../shared/eval
+
+.PHONY: run test soak install-check lint install install-dev install-eval browser bench eval clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +23,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e ".[llm]"
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests.
-	$(PIP) install --quiet -e ".[llm,llamacpp,dev]"
+$(VENV)/.installed-eval: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[llm,eval]"
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed
+	# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests.
+	$(PIP) install --quiet -e ".[llm,llamacpp,eval,dev]"
+	touch $(VENV)/.installed-eval $@
+
 install: $(VENV)/.installed
+
+install-eval: $(VENV)/.installed-eval
 
 install-dev: $(VENV)/.installed-dev browser
 
@@ -39,16 +49,28 @@ run: install
 	$(VENV)/bin/assistant index --if-empty
 	$(VENV)/bin/assistant ui $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
+# Every behaviour, in minutes; the long soak loops (hundreds of kills, long floods) are `make soak`.
 test: install-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
+
+soak: install-dev
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
+
+# A wheel installed without extras into a fresh virtualenv outside the checkout must answer.
+install-check:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" bash .ci/plain-install-check
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy assistant index ui prompts
 
-bench: install
-	$(PY) -m assistant.cli bench
+eval: install-eval
+	$(VENV)/bin/assistant eval $(EVAL_DATA)/bbc/questions-dev.jsonl \
+	  --corpus $(EVAL_DATA)/bbc --corpus assistant/sample_articles --baseline
+
+bench: install-eval
+	$(VENV)/bin/assistant bench --corpus $(EVAL_DATA)/bbc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

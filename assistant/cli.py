@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 some input failed, 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -46,7 +47,17 @@ def sample_corpus() -> str:
     return str(files("assistant") / "sample_articles")
 
 
-def _parser() -> argparse.ArgumentParser:
+# The measuring commands live beside the product (assistant/evaluation/); their modules are
+# imported only when one of them runs, so `index`, `ask` and `ui` never load them.
+MEASURE = {
+    "eval": ("assistant.evaluation.quality", "measure answer quality on a question set"),
+    "bench": ("assistant.evaluation.benchmark", "measure indexing and query speed"),
+}
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the options of ``eval``/``bench`` are added only when ``command``
+    is that one (``assistant --help`` lists both from their one-line summaries)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="index directory (ASSISTANT_HOME)")
     common.add_argument("--embedding-model", help="sentence-transformers model name or path")
@@ -130,21 +141,18 @@ def _parser() -> argparse.ArgumentParser:
         help="serve without a login on a non-loopback --host (refused otherwise)",
     )
 
-    from assistant import benchmark, evaluation
-
-    for name, module, summary in (
-        ("eval", evaluation, "measure answer quality on a question set"),
-        ("bench", benchmark, "measure indexing and query speed"),
-    ):
-        module.add_arguments(
-            sub.add_parser(
-                name,
-                parents=[common],
-                help=summary,
-                description=module.__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
+    for name, (module_name, summary) in MEASURE.items():
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        if name == command:
+            module = importlib.import_module(module_name)
+            p.description = module.__doc__
+            module.add_arguments(p)
     return parser
 
 
@@ -254,16 +262,9 @@ def _cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.evaluation import run
-
-    return run(args, settings)
-
-
-def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.benchmark import run
-
-    return run(args, settings)
+def _cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
+    run: Any = importlib.import_module(MEASURE[args.command][0]).run
+    return int(run(args, settings))
 
 
 COMMANDS = {
@@ -271,13 +272,14 @@ COMMANDS = {
     "status": _cmd_status,
     "ask": _cmd_ask,
     "ui": _cmd_ui,
-    "eval": _cmd_eval,
-    "bench": _cmd_bench,
+    "eval": _cmd_measure,
+    "bench": _cmd_measure,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv[0] if argv else None).parse_args(argv)
     try:
         settings = _settings(args)
         return COMMANDS[args.command](args, settings)

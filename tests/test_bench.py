@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,18 +12,11 @@ import pytest
 from assistant.settings import Settings
 from tests.test_eval import tiny_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _synth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "synth_corpus", ROOT / "bench" / "synth_corpus.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    from assistant.evaluation import synth_corpus
+
+    return synth_corpus
 
 
 def test_synthetic_corpus_is_deterministic_and_sized(tmp_path: Path) -> None:
@@ -56,7 +48,7 @@ def test_synthetic_corpus_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 @pytest.mark.slow
 def test_bench_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every phase for both pipelines in child processes, plus a small synthetic scale run."""
-    from assistant.benchmark import main
+    from assistant.evaluation.benchmark import main
 
     questions = tiny_corpus(tmp_path / "corpus")
     out = tmp_path / "bench.json"
@@ -91,3 +83,21 @@ def test_cli_passes_bench_and_eval_options_through(
     with pytest.raises(SystemExit):
         cli_main(["eval", "--help"])
     assert "--baseline" in capsys.readouterr().out
+
+
+def test_bench_without_the_eval_extra_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tutorial pipeline needs the eval extra: say so up front, not after our phases ran."""
+    from assistant.cli import main as cli_main
+    from assistant.evaluation import benchmark
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("benchmarked before checking that the eval extra is installed")
+
+    monkeypatch.setitem(sys.modules, "langchain_chroma", None)  # as if not installed
+    monkeypatch.setattr(benchmark, "bench_corpus", no_work)
+    questions = tiny_corpus(tmp_path / "corpus")
+    argv = ["bench", "--corpus", str(tmp_path / "corpus"), "--questions", str(questions)]
+    assert cli_main(argv) == 2
+    assert "article-assistant[eval]" in capsys.readouterr().err

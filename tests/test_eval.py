@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.benchmark import format_table, write_rows
-from assistant.evaluation import (
+from assistant.evaluation.datasets import load_questions
+from assistant.evaluation.metrics import (
     Outcome,
     Passage,
     Question,
@@ -19,11 +19,11 @@ from assistant.evaluation import (
     first_hit_rank,
     has_evidence,
     is_gold_article,
-    load_questions,
     normalise,
     percentile,
     summarise,
 )
+from assistant.evaluation.report import format_table, write_rows
 
 ARTICLES = {
     "news/harbour.txt": (
@@ -148,7 +148,7 @@ def test_rank_accuracy_and_citation_precision() -> None:
 
 
 def test_timings_start_without_cached_question_vectors() -> None:
-    from assistant.baseline import forget_cached_queries
+    from assistant.evaluation.askers import forget_cached_queries
     from index.embeddings import FakeTokenizingEmbeddings, SentenceTransformerEmbeddings
 
     calls: list[list[str]] = []
@@ -233,7 +233,7 @@ def test_eval_on_the_current_index_with_the_fake_embedder(
 ) -> None:
     """--use-current asks the index already built; the tutorial indexes that index's sources."""
     from assistant.api import sync_articles
-    from assistant.evaluation import main
+    from assistant.evaluation.quality import main
     from assistant.settings import Settings
 
     settings = Settings(home=tmp_path / "home", embedding_model="fake")
@@ -274,3 +274,25 @@ def test_eval_smoke_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert summary["ours"]["recall_at_1"] == 1.0
     assert summary["tutorial"]["decline_accuracy"] == 0.0  # the tutorial never declines
     assert len(report.read_text(encoding="utf-8").splitlines()) > 4
+
+
+def test_eval_baseline_without_the_eval_extra_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--baseline` needs the eval extra; without it the command says which extra to install
+    before indexing anything (it used to crash with an ImportError after all of our side ran)."""
+    import sys
+
+    from assistant import api
+    from assistant.cli import main
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("indexed before checking that the eval extra is installed")
+
+    monkeypatch.setitem(sys.modules, "langchain_chroma", None)  # as if not installed
+    monkeypatch.setattr(api, "sync_articles", no_work)
+    questions = tiny_corpus(tmp_path / "corpus")
+    argv = ["eval", str(questions), "--baseline", "--home", str(tmp_path / "home")]
+    assert main([*argv, "--embedding-model", "fake"]) == 2
+    err = capsys.readouterr().err
+    assert "article-assistant[eval]" in err and "langchain_chroma" in err

@@ -5,8 +5,9 @@ lexical index agree, chunk by chunk), lose no article whose file still exists, n
 an uncommitted chunk from retrieval, and answer questions; a final sync must finish the job.
 A kill during ``--rebuild`` must leave the previous generation serving, untouched.
 
-The default run kills the fake-embedder sync 30+ times and the rebuild 10+ times; the
-``slow`` variants do 200 kills, and the real model (bundled MiniLM) gets its own, shorter run.
+The default run (`make test`) kills the fake-embedder sync 30+ times and the rebuild 10+
+times, and the real model (bundled MiniLM) gets its own, shorter run; the ``soak`` variants
+(`make soak`) do 200 sync kills and 40 rebuild kills.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ def test_rebuild_survives_10_kills_and_old_index_serves(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # `make soak`: the 30-kill run above covers the behaviour in `make test`
 @pytest.mark.timeout(2400)  # about 6.5 minutes on 2 shared cores
 def test_sync_survives_200_kills(tmp_path: Path) -> None:
     figures = kill_campaign(tmp_path, kills=200, articles=300, model="fake", seed=SEED + 7)
@@ -247,6 +249,7 @@ def test_sync_survives_200_kills(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # `make soak`: the 10-kill rebuild run above covers it in `make test`
 def test_rebuild_survives_40_kills(tmp_path: Path) -> None:
     figures = rebuild_campaign(tmp_path, kills=40, articles=200, model="fake")
     assert figures["kills"] >= 40

@@ -1,12 +1,12 @@
 """The scale simulation behind ``assistant bench --scale F`` / ``--synthetic-articles N``.
 
 Our pipeline (full index, no-change re-sync, one-article change, query latency; peak RSS and
-disk) on synthetic corpora from ``synth_corpus.py``, one size after another, each deleted when
+disk) on synthetic corpora from ``synth_corpus``, one size after another, each deleted when
 measured, so the figures show how cost grows with the corpus. The tutorial pipeline is not
 run at scale: at 10x it would take hours on a 2-core machine, and the real-corpus run already
 gives the ratio.
 
-    .venv/bin/assistant bench --scale-only --scale 10 50 --json bench-scale.json
+    .venv/bin/assistant bench --corpus ../shared/eval/bbc --scale-only --scale 10 50 --json bench-scale.json
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synth_corpus import generate, read_pool
-
-from assistant.benchmark import bench_ours, cell, disk_mb
+from assistant.evaluation.phases import bench_ours, disk_mb
+from assistant.evaluation.report import cell
+from assistant.evaluation.synth_corpus import generate, read_pool
 from assistant.settings import Settings
 
 KEYS = ["size", "chunks", "corpus_mb", "index_seconds", "chunks_per_s", "resync_seconds"]

@@ -10,7 +10,7 @@ while every article is new (the index would skip exact duplicates).
 Deterministic: the same source, size and seed give byte-identical files. Output is written
 under the given folder (``NNNN/NNNNNN.txt``, 1,000 files a folder), never into the project.
 
-    python bench/synth_corpus.py --source ../shared/eval/bbc --out /tmp/synth --articles 22250
+    python -m assistant.evaluation.synth_corpus --source ../shared/eval/bbc --out /tmp/synth --articles 22250
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ class Pool:
 
 def read_pool(source: Path) -> Pool:
     """Every ``.txt`` article under ``source``: first line headline, blank-line paragraphs."""
-    root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     from index.sentences import split_sentences
 
     titles: list[str] = []

@@ -8,28 +8,28 @@ pipelines, not the model or the parsing. It has no incremental sync: a changed a
 deleted by its ``origin`` metadata and added again (the most a user of the recipe would do by
 hand).
 
-``python -m assistant.baseline ask DIR QUESTION`` answers from a persisted tutorial index in
+``python -m assistant.evaluation.baseline ask DIR QUESTION`` answers from a persisted tutorial index in
 a fresh process; the benchmark times it as the tutorial's cold start.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from assistant.errors import LoadError
+from assistant.errors import ConfigError, LoadError
+from assistant.evaluation.askers import forget_cached_queries
+from assistant.evaluation.metrics import DEPTH, Passage, Response
 from index.loaders import iter_article_files, load_file
 from index.records import Article
-
-if TYPE_CHECKING:
-    from assistant.evaluation import Response
 
 CHUNK_SIZE = 1000
 CHUNK_OVERLAP = 200
@@ -39,6 +39,30 @@ COLLECTION = "tutorial"
 # "Batch size ... is greater than max batch size"), as it does on the BBC corpus's 7,612
 # chunks; adding in slices is the fix its users reach for. Embedding cost is unchanged.
 ADD_BATCH = 5000
+
+
+# What the tutorial pipeline imports beyond the runtime dependencies: the `eval` extra.
+EVAL_EXTRA = ("langchain_chroma", "langchain_text_splitters")
+
+
+def require_eval_extra(command: str) -> None:
+    """Fail before any work when the `eval` extra is missing, naming the install that adds it.
+
+    Without this check the tutorial's import failed after our whole side of the evaluation had
+    run (minutes of work lost) with a bare ImportError.
+    """
+    missing = []
+    for module in EVAL_EXTRA:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ConfigError(
+            f"{command} runs the LangChain tutorial pipeline, which needs the eval extra "
+            f"({', '.join(missing)} not installed): pip install 'article-assistant[eval]' "
+            "(in a checkout: make install-eval)"
+        )
 
 
 @dataclass
@@ -62,18 +86,6 @@ def load_articles(roots: Iterable[str | Path], max_bytes: int) -> tuple[list[Art
             except LoadError as exc:
                 failed.append(str(exc))
     return articles, failed
-
-
-def forget_cached_queries(embeddings: Embeddings) -> None:
-    """Drop our embedder's cache of question vectors before a timed call.
-
-    Our embedder remembers recent question vectors (retrieval and the answerer share one), so
-    a question asked twice costs no embedding the second time; a user's new question always
-    does, so every timing must start without it (and the tutorial must not reuse ours).
-    """
-    clear = getattr(embeddings, "clear_query_cache", None)
-    if callable(clear):
-        clear()
 
 
 def _as_document(article: Article) -> Document:
@@ -141,7 +153,6 @@ class TutorialPipeline:
 def tutorial_asker(pipeline: TutorialPipeline) -> Callable[[str], Response]:
     """For `assistant eval`: the timed top-4 search (its top passage is the answer, the four its
     sources), plus an untimed top-10 search so MRR@10 can be scored."""
-    from assistant.evaluation import DEPTH, Passage, Response
 
     def passage(doc: Document) -> Passage:
         start, end = pipeline.span(doc)
@@ -187,6 +198,6 @@ def _ask(directory: str, question: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] != "ask":
-        print("usage: python -m assistant.baseline ask DIR QUESTION", file=sys.stderr)
+        print("usage: python -m assistant.evaluation.baseline ask DIR QUESTION", file=sys.stderr)
         sys.exit(2)
     sys.exit(_ask(sys.argv[2], sys.argv[3]))

@@ -2,6 +2,9 @@
 
 Questions are JSONL (``question``, ``answer``, ``article``, ``evidence``; unanswerable ones
 carry ``"unanswerable": true``); ``article`` is relative to the questions file's folder.
+Given a RealTime QA folder instead (``questions.jsonl`` + ``articles.jsonl.gz``), it indexes
+an article pool and reports gold-article hit@k, answer and multiple-choice figures beside the
+dataset's anchors (rules in ``assistant/evaluation/realtimeqa.py``; ``--pool``, ``--as-of``).
 
 Scoring rules (the same for both pipelines, so neither is favoured by how it chunks):
 
@@ -24,228 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ConfigError, LoadError
+from assistant.evaluation import realtimeqa
+from assistant.evaluation.datasets import load_questions
+from assistant.evaluation.metrics import Outcome, Question, Response, score, summarise
 from assistant.settings import Settings
-
-DEPTH = 10  # passages looked at for MRR@10
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question; gold fields are None for unanswerable ones."""
-
-    question: str
-    answer: str | None = None
-    article: str | None = None
-    evidence: str | None = None
-    gold_text: str | None = None
-    evidence_span: tuple[int, int] | None = None
-
-    @property
-    def answerable(self) -> bool:
-        return self.answer is not None
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved or cited passage: its text, file, and [start, end) in its article's text."""
-
-    text: str
-    origin: str
-    start: int
-    end: int
-    article_text: str | None = None
-
-
-@dataclass
-class Outcome:
-    """One pipeline's result on one question."""
-
-    rank: int | None = None
-    answered: bool = False
-    correct: bool = False
-    cited_evidence: bool = False
-    precision: float | None = None
-    latency_ms: float = 0.0
-    retrieval_ms: float = 0.0
-    text: str = ""
-
-
-# --- metric functions (pure) -------------------------------------------------------------------
-def normalise(text: str) -> str:
-    """Case- and whitespace-insensitive form used by every containment check."""
-    return " ".join(text.split()).casefold()
-
-
-def find_span(text: str, needle: str) -> tuple[int, int] | None:
-    """Where ``needle`` occurs in ``text``, ignoring case and differences in whitespace."""
-    words = needle.split()
-    if not words:
-        return None
-    match = re.search(r"\s+".join(map(re.escape, words)), text, re.IGNORECASE)
-    return match.span() if match else None
-
-
-def contains(haystack: str, needle: str) -> bool:
-    return normalise(needle) in normalise(haystack)
-
-
-def is_gold_article(passage: Passage, q: Question) -> bool:
-    if not q.article:
-        return False
-    rel = q.article.replace("\\", "/").lstrip("/")
-    origin = passage.origin.replace("\\", "/")
-    if origin == rel or origin.endswith("/" + rel):
-        return True
-    return passage.article_text is not None and passage.article_text == q.gold_text
-
-
-def has_evidence(passage: Passage, q: Question) -> bool:
-    if not q.evidence:
-        return False
-    if contains(passage.text, q.evidence):
-        return True
-    span = q.evidence_span
-    return (
-        span is not None
-        and passage.start < span[1]
-        and span[0] < passage.end
-        and is_gold_article(passage, q)
-    )
-
-
-def first_hit_rank(passages: Sequence[Passage], q: Question) -> int | None:
-    """1-based rank of the first passage holding the evidence, None if none does."""
-    return next((i for i, p in enumerate(passages, 1) if has_evidence(p, q)), None)
-
-
-def answer_correct(text: str, gold: str | None) -> bool:
-    return bool(gold) and contains(text, gold or "")
-
-
-def citation_precision(cited: Sequence[Passage], q: Question) -> float | None:
-    if not cited:
-        return None
-    good = sum(1 for p in cited if is_gold_article(p, q) or has_evidence(p, q))
-    return good / len(cited)
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * pct / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def summarise(questions: Sequence[Question], outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """Aggregate figures; a rate with nothing to count (no unanswerable questions) is None."""
-    pairs = list(zip(questions, outcomes, strict=True))
-    gold = [o for q, o in pairs if q.answerable]
-    unanswerable = [o for q, o in pairs if not q.answerable]
-    ranks = [o.rank for o in gold]
-    out: dict[str, Any] = {
-        f"recall_at_{k}": _mean([1.0 if r is not None and r <= k else 0.0 for r in ranks])
-        for k in (1, 4, 5)
-    }
-    out["mrr_at_10"] = _mean([1.0 / r if r is not None and r <= DEPTH else 0.0 for r in ranks])
-    out["cited_evidence_recall"] = _mean([float(o.cited_evidence) for o in gold])
-    out["answer_accuracy"] = _mean([float(o.answered and o.correct) for o in gold])
-    precisions = [o.precision for o in gold if o.answered and o.precision is not None]
-    out["citation_precision"] = _mean(precisions)
-    out["decline_accuracy"] = _mean([float(not o.answered) for o in unanswerable])
-    out["false_decline_rate"] = _mean([float(not o.answered) for o in gold])
-    for name, values in (
-        ("latency", [o.latency_ms for o in outcomes]),
-        ("retrieval", [o.retrieval_ms for o in outcomes]),
-    ):
-        out[f"{name}_p50_ms"] = percentile(values, 50)
-        out[f"{name}_p95_ms"] = percentile(values, 95)
-    return out
-
-
-# --- questions ---------------------------------------------------------------------------------
-def load_questions(path: Path, limit: int | None = None) -> list[Question]:
-    """Parse the JSONL file and load each gold article's text to locate its evidence."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read questions file {path}: {exc.strerror or exc}") from exc
-    out: list[Question] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            text = str(row["question"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path} line {n}: not a question record ({exc})") from exc
-        if row.get("unanswerable") or row.get("answer") is None:
-            out.append(Question(text))
-        else:
-            out.append(_gold_question(path.parent, row, text))
-        if limit and len(out) >= limit:
-            break
-    return out
-
-
-def _gold_question(folder: Path, row: dict[str, Any], text: str) -> Question:
-    from index.loaders import load_file
-
-    article, evidence = row.get("article"), row.get("evidence")
-    gold_text = span = None
-    if article:
-        try:
-            loaded = load_file(folder / article, max_bytes=50 * 1024 * 1024).articles
-        except LoadError:
-            loaded = []
-        if loaded:
-            gold_text = loaded[0].text
-            span = find_span(gold_text, evidence) if evidence else None
-    return Question(text, str(row["answer"]), article, evidence, gold_text, span)
-
-
-# --- running the pipelines ---------------------------------------------------------------------
-@dataclass
-class Response:
-    """What a pipeline did for one question, before scoring."""
-
-    ranked: list[Passage]  # top DEPTH retrieved passages
-    text: str
-    answered: bool
-    cited: list[Passage]
-    latency_ms: float
-    retrieval_ms: float
-
-
-def score(q: Question, r: Response) -> Outcome:
-    cited = r.cited if r.answered else []
-    return Outcome(
-        rank=first_hit_rank(r.ranked, q),
-        answered=r.answered,
-        correct=answer_correct(r.text, q.answer),
-        cited_evidence=any(has_evidence(p, q) for p in cited),
-        precision=citation_precision(cited, q),
-        latency_ms=r.latency_ms,
-        retrieval_ms=r.retrieval_ms,
-        text=r.text,
-    )
 
 
 def _log(message: str) -> None:
@@ -311,7 +104,11 @@ CORPUS_HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``assistant eval``; the CLI's subcommand shows them in its ``--help``."""
-    p.add_argument("questions", type=Path, help="JSONL questions file")
+    p.add_argument(
+        "questions",
+        type=Path,
+        help="JSONL questions file, or a RealTime QA folder (questions.jsonl, articles.jsonl.gz)",
+    )
     p.add_argument("--corpus", action="append", metavar="DIR", help=CORPUS_HELP)
     p.add_argument(
         "--use-current", action="store_true", help="use the current index, not a temp one"
@@ -321,13 +118,26 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="passages per answer (default: the settings' k)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON (last line)")
     p.add_argument("--report", type=Path, metavar="FILE", help="per-question table (.json/.csv)")
+    rtqa = p.add_argument_group("RealTime QA (when QUESTIONS is its folder)")
+    rtqa.add_argument(
+        "--pool",
+        choices=realtimeqa.POOLS,
+        default="gold+top3",
+        help="articles indexed: the gold articles plus each question's top-3 search results "
+        "(default, ~641 articles), or all of the folder's",
+    )
+    rtqa.add_argument(
+        "--as-of",
+        action="store_true",
+        help="ask each question as of its question_date (when answer() accepts as_of)",
+    )
     return p
 
 
 def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[str, Any]:
     """Index (unless --use-current), run both pipelines, return summary and report rows."""
     from assistant.api import open_index, sync_articles
-    from assistant.benchmark import ours_asker
+    from assistant.evaluation.askers import ours_asker
     from index.embeddings import load_embedder
 
     questions = load_questions(args.questions, args.limit)
@@ -355,7 +165,7 @@ def evaluate(args: argparse.Namespace, settings: Settings, tmp: Path) -> dict[st
     summary["ours"] |= {"index_seconds": index_seconds, "articles": articles, "chunks": chunks}
     tutorial = None
     if args.baseline:
-        from assistant.baseline import TutorialPipeline, tutorial_asker
+        from assistant.evaluation.baseline import TutorialPipeline, tutorial_asker
 
         _log("indexing the same corpus with the LangChain tutorial pipeline")
         max_bytes = int(settings.max_file_mb * 1024 * 1024)
@@ -385,8 +195,13 @@ def main(argv: Sequence[str], settings: Settings) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``assistant eval`` with parsed arguments; returns the exit code."""
-    from assistant.benchmark import format_table, write_rows
+    from assistant.evaluation.baseline import require_eval_extra
+    from assistant.evaluation.report import format_table, write_rows
 
+    if realtimeqa.is_dataset(args.questions):
+        return _run_realtimeqa(args, settings)
+    if args.baseline:
+        require_eval_extra("assistant eval --baseline")
     with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
         summary = evaluate(args, settings, Path(tmp))
     rows = summary.pop("rows")
@@ -397,4 +212,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"per-question report: {args.report}")
     if args.json:
         print(json.dumps(summary))
+    return 0
+
+
+def _run_realtimeqa(args: argparse.Namespace, settings: Settings) -> int:
+    """``assistant eval FOLDER`` on RealTime QA: ours only (its figures sit beside upstream's)."""
+    from assistant.errors import ConfigError
+    from assistant.evaluation.report import write_rows
+
+    if args.baseline or args.use_current or args.corpus:
+        raise ConfigError(
+            "RealTime QA indexes its own article pool: drop --baseline, --use-current and --corpus"
+        )
+    with tempfile.TemporaryDirectory(prefix="assistant-eval-", ignore_cleanup_errors=True) as tmp:
+        summary = realtimeqa.evaluate(
+            args.questions,
+            settings,
+            Path(tmp),
+            pool=args.pool,
+            limit=args.limit,
+            as_of=args.as_of,
+            k=args.k,
+        )
+    rows = summary.pop("rows")
+    print(realtimeqa.format_table(summary["ours"]))
+    print(
+        f"{summary['questions']} gold-subset questions, pool {summary['pool']}, as of: {summary['as_of']}"
+    )
+    if args.report:
+        write_rows(args.report, rows)
+        print(f"per-question report: {args.report}")
+    if args.json:
+        print(json.dumps(summary, default=str))
     return 0

@@ -27,8 +27,15 @@ $(VENV)/.installed-eval: $(VENV)/.installed
 	$(PIP) install --quiet -e ".[llm,eval]"
 	touch $@
 
+# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests. A
+# native build (-march=native) emits AMX tile instructions on CPUs that report AMX, and a VM
+# that does not enable AMX kills the process with SIGILL at the first matrix multiply: build
+# for portable x86-64/arm64 instead (its own line, no wheel cache, so a native wheel is never
+# reused).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
 $(VENV)/.installed-dev: $(VENV)/.installed
-	# llama-cpp-python builds from source (a few minutes, once); it runs the real-LLM tests.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir "llama-cpp-python>=0.3.8,<0.4"
 	$(PIP) install --quiet -e ".[llm,llamacpp,eval,dev]"
 	touch $(VENV)/.installed-eval $@
 

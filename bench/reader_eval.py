@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--show-misses", action="store_true")
     p.add_argument(
-        "--answerer", choices=["fitted", "extractive"], default="fitted",
+        "--answerer",
+        choices=["fitted", "extractive"],
+        default="fitted",
         help="which no-LLM answerer to measure (the ASSISTANT_ANSWERER choices)",
     )
     args = p.parse_args(argv)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+# What ``embedding_backend=auto`` runs on a machine without a GPU; chosen by measurement
+# (dev recall@5 / MRR@10 against fp32, and speed): see bench/README.md.
+DEFAULT_CPU_BACKEND = "onnx-int8"
 
 
 def _default_home() -> Path:
@@ -38,6 +42,21 @@ class Settings(BaseSettings):
         ),
     )
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding batch.")
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        default="auto",
+        description=(
+            "What runs the embedding model: 'torch' (sentence-transformers), 'onnx' (ONNX Runtime, "
+            "fp32, same vectors), 'onnx-int8' (per-channel int8 weights, faster). 'auto': torch "
+            "on a GPU machine, else the measured CPU default. The ONNX export is made from the "
+            "installed weights on first use (into home/models); a model it cannot handle falls "
+            "back to torch with a logged reason. Changing it re-embeds into a new index."
+        ),
+    )
+    embedding_device: str | None = Field(
+        default=None,
+        description="Device for the torch backend ('cpu', 'cuda', 'mps'). Unset: "
+        "sentence-transformers picks (a GPU when present).",
+    )
     allow_downloads: bool = Field(
         default=False,
         description="Let sentence-transformers fetch a model from the hub. Off: nothing downloads.",

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
             "back to torch with a logged reason. Changing it re-embeds into a new index."
         ),
     )
+    embedding_export_dir: Path | None = Field(
+        default=None,
+        description="Where ONNX exports of embedding models are kept (keyed by the model's "
+        "content hash, so homes can share one). Unset: `home`/models.",
+    )
     embedding_device: str | None = Field(
         default=None,
         description="Device for the torch backend ('cpu', 'cuda', 'mps'). Unset: "
@@ -116,6 +121,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where ONNX exports of embedding models live."""
+        return (self.embedding_export_dir or self.home / "models").expanduser()
 
     @property
     def uses_server(self) -> bool:

@@ -249,7 +249,7 @@ def _onnx_or_none(settings: Settings, backend: str) -> OnnxEmbeddings | None:
 
     try:
         directory, manifest = ensure_export(
-            settings.home / "models", resolve_model_path(settings.embedding_model)
+            settings.models_dir, resolve_model_path(settings.embedding_model)
         )
         return OnnxEmbeddings(
             settings.embedding_model,
@@ -286,7 +286,7 @@ def load_embedder(settings: Settings) -> TokenizingEmbeddings:
         settings.allow_downloads,
         backend,
         settings.embedding_device,
-        str(settings.home) if backend != "torch" else "",
+        str(settings.models_dir) if backend != "torch" else "",
     )
     with _CACHE_LOCK:
         if key in _CACHE:

@@ -38,9 +38,10 @@ _STALE_EXPORT_S = 3600.0  # a temp export this old belongs to a process that die
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    Path(name).replace(path)
 
 
 def _model_files(model_dir: Path) -> list[Path]:

@@ -189,6 +189,7 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"
     model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
     hf_model, tokenizer, max_len = _transformer_parts(model)
     head = describe_head(model)

@@ -18,7 +18,7 @@ import pytest
 
 from assistant.errors import IndexMismatchError
 from assistant.settings import Settings
-from index import onnx_embedder, onnx_export
+from index import embeddings, onnx_embedder, onnx_export
 from index.embeddings import (
     OnnxEmbeddings,
     SentenceTransformerEmbeddings,
@@ -268,3 +268,27 @@ def test_a_question_from_the_cli_imports_neither_torch_nor_gradio(tmp_path: Path
         "transformers": False,
         "sentence_transformers": False,
     }
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, None), ("cuda", "cuda")])
+def test_torch_backend_lets_sentence_transformers_pick_the_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: str | None
+) -> None:
+    """Issue 10: no hard-coded CPU; unset, sentence-transformers picks (a GPU when present)."""
+    import sentence_transformers
+
+    seen: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, path: str, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Recorder)
+    monkeypatch.setattr(embeddings, "_CACHE", {})  # a fresh embedder, not a cached real one
+    settings = Settings(
+        home=tmp_path / "home", embedding_backend="torch", embedding_device=setting
+    )
+    embedder = load_embedder(settings)
+    assert isinstance(embedder, SentenceTransformerEmbeddings)
+    assert embedder._model is not None
+    assert seen["device"] == expected

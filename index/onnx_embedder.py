@@ -11,6 +11,7 @@ at once instead of loading torch to fail again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -127,10 +128,9 @@ def ensure_export(models_root: Path, model_path: str) -> tuple[Path, dict[str, A
         from index.onnx_export import export
 
         export(str(model_dir), tmp, model_hash=digest)
-        try:
+        # If another process renamed its (identical) export first, use that one.
+        with contextlib.suppress(OSError):
             tmp.rename(final)
-        except OSError:
-            pass  # another process renamed its (identical) export first: use that one
     except UnsupportedModelError as exc:
         _write_atomic(failed, str(exc))
         raise
@@ -197,7 +197,9 @@ class OnnxRunner:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        return [len(e.ids) for e in self.counter.encode_batch(list(texts), add_special_tokens=False)]
+        return [
+            len(e.ids) for e in self.counter.encode_batch(list(texts), add_special_tokens=False)
+        ]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors, one per text; batches of similar length so little is padding."""

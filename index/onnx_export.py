@@ -156,7 +156,9 @@ def _export_graph(hf_model: Any, inputs: list[str], sample: dict[str, Any], path
                         dynamo=False,
                         input_names=inputs,
                         output_names=["last_hidden_state"],
-                        dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*inputs, "last_hidden_state"]},
+                        dynamic_axes={
+                            n: {0: "batch", 1: "seq"} for n in [*inputs, "last_hidden_state"]
+                        },
                         opset_version=17,
                     )
             return "dynamo" if dynamo else "torchscript"
@@ -184,7 +186,6 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from sentence_transformers import SentenceTransformer
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -193,7 +194,11 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
     model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
     hf_model, tokenizer, max_len = _transformer_parts(model)
     head = describe_head(model)
-    inputs = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+    inputs = [
+        n
+        for n in tokenizer.model_input_names
+        if n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     if "input_ids" not in inputs or "attention_mask" not in inputs:
         raise UnsupportedModelError(f"unexpected tokenizer inputs {tokenizer.model_input_names}")
     sample = tokenizer(

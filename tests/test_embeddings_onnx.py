@@ -81,8 +81,10 @@ def test_onnx_fp32_matches_sentence_transformers_on_news_text(tmp_path: Path) ->
 def _model_copy(tmp_path: Path, pooling: dict[str, object] | None = None) -> Path:
     """The bundled model's files in a folder of its own (weights linked, configs copied)."""
     target = tmp_path / "model-copy"
-    shutil.copytree(BUNDLED_DIR, target, symlinks=True, ignore=shutil.ignore_patterns("*.safetensors"))
-    os.symlink(BUNDLED_DIR / "model.safetensors", target / "model.safetensors")
+    shutil.copytree(
+        BUNDLED_DIR, target, symlinks=True, ignore=shutil.ignore_patterns("*.safetensors")
+    )
+    (target / "model.safetensors").symlink_to(BUNDLED_DIR / "model.safetensors")
     if pooling is not None:
         (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling), encoding="utf-8")
     return target
@@ -116,10 +118,10 @@ def test_pooling_is_read_from_the_model_not_assumed(tmp_path: Path) -> None:
 def test_unsupported_model_falls_back_to_torch_with_the_reason_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    model = _model_copy(
-        tmp_path, {"word_embedding_dimension": 384, "pooling_mode": "weightedmean"}
+    model = _model_copy(tmp_path, {"word_embedding_dimension": 384, "pooling_mode": "weightedmean"})
+    settings = Settings(
+        home=tmp_path / "home", embedding_model=str(model), embedding_backend="onnx"
     )
-    settings = Settings(home=tmp_path / "home", embedding_model=str(model), embedding_backend="onnx")
     with caplog.at_level(logging.WARNING, logger="index.embeddings"):
         embedder = load_embedder(settings)
     assert isinstance(embedder, SentenceTransformerEmbeddings) and embedder.backend == "torch"
@@ -150,7 +152,11 @@ def _fake_export(calls: list[str], gate: threading.Barrier | None = None):  # ty
             gate.wait(timeout=30)  # both exporters are mid-export at once
         for name in (onnx_export.FP32_FILE, onnx_export.INT8_FILE, onnx_export.TOKENIZER_FILE):
             (out_dir / name).write_bytes(os.urandom(4096))
-        manifest = {"format": onnx_export.EXPORT_FORMAT, "model_hash": model_hash, "by": out_dir.name}
+        manifest = {
+            "format": onnx_export.EXPORT_FORMAT,
+            "model_hash": model_hash,
+            "by": out_dir.name,
+        }
         (out_dir / onnx_export.MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
         return manifest
 
@@ -201,7 +207,9 @@ def test_two_exports_at_once_leave_one_whole_export(
     assert onnx_embedder.read_manifest(a_dir) is not None
 
 
-def test_a_failed_export_is_not_half_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_is_not_half_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = tmp_path / "m"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w" * 100)
@@ -285,9 +293,7 @@ def test_torch_backend_lets_sentence_transformers_pick_the_device(
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Recorder)
     monkeypatch.setattr(embeddings, "_CACHE", {})  # a fresh embedder, not a cached real one
-    settings = Settings(
-        home=tmp_path / "home", embedding_backend="torch", embedding_device=setting
-    )
+    settings = Settings(home=tmp_path / "home", embedding_backend="torch", embedding_device=setting)
     embedder = load_embedder(settings)
     assert isinstance(embedder, SentenceTransformerEmbeddings)
     assert embedder._model is not None

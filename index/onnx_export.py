@@ -220,7 +220,7 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
             if bias is not None:
                 arrays[f"b{i}"] = bias
         steps.append(step)
-    np.savez(out_dir / "head.npz", **arrays)
+    np.savez(out_dir / "head.npz", **arrays)  # type: ignore[arg-type]
     manifest = {
         "format": EXPORT_FORMAT,
         "model_hash": model_hash,

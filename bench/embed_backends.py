@@ -29,7 +29,9 @@ import json, sys, time
 t0 = time.perf_counter()
 from assistant.cli import main
 code = main(["ask", sys.argv[1]])
-print(json.dumps({"seconds": time.perf_counter() - t0, "code": code,
+# VmHWM: this process's own peak (a forked child's ru_maxrss counts the parent's pages too)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({"seconds": time.perf_counter() - t0, "code": code, "rss_kb": int(hwm),
     "torch": "torch" in sys.modules, "gradio": "gradio" in sys.modules}), file=sys.stderr)
 """
 
@@ -73,7 +75,7 @@ def _cold_ask(home: Path, backend: str, exports: Path) -> dict[str, Any]:
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": probe["rss_kb"] / 1024,
         "torch": probe["torch"],
         "gradio": probe["gradio"],
         "ok": os.waitstatus_to_exitcode(status) == 0,

@@ -7,6 +7,7 @@ pieces and the chunker must never produce a chunk that would be cut off.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -19,9 +20,12 @@ from typing import Any
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 from index.errors import ConfigError
-from index.settings import BUNDLED_MODEL, IndexSettings
+from index.settings import BUNDLED_MODEL, DEFAULT_CPU_BACKEND, IndexSettings
 
+log = logging.getLogger(__name__)
 Span = tuple[int, int]
+
+_QUERY_CACHE_SIZE = 256
 
 
 class TokenizingEmbeddings(Embeddings):
@@ -29,6 +33,9 @@ class TokenizingEmbeddings(Embeddings):
 
     name: str
     max_tokens: int
+    #: What computes the vectors ("torch", "onnx", "onnx-int8", "fake"). Part of an index's
+    #: recorded identity: vectors of two backends are close but not equal, so never mixed.
+    backend: str
 
     @abstractmethod
     def token_spans(self, text: str) -> list[Span]:
@@ -38,18 +45,59 @@ class TokenizingEmbeddings(Embeddings):
         return [len(self.token_spans(t)) for t in texts]
 
 
-_QUERY_CACHE_SIZE = 256
+class CachedQueryEmbeddings(TokenizingEmbeddings):
+    """A real model: ``_encode`` gives unit vectors; question vectors are remembered."""
+
+    def __init__(self) -> None:
+        self._queries: dict[str, list[float]] = {}
+        self._queries_lock = threading.Lock()  # the UI answers several users at once
+
+    @abstractmethod
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        # Retrieval and the answerer both need the question's vector: compute it once.
+        with self._queries_lock:
+            cached = self._queries.get(text)
+        if cached is None:
+            cached = self._encode([text])[0]
+            with self._queries_lock:
+                while len(self._queries) >= _QUERY_CACHE_SIZE:
+                    self._queries.pop(next(iter(self._queries)))
+                self._queries[text] = cached
+        return cached
+
+    def clear_query_cache(self) -> None:
+        """Forget remembered question vectors, so a timed call pays for its embedding."""
+        with self._queries_lock:
+            self._queries.clear()
 
 
-class SentenceTransformerEmbeddings(TokenizingEmbeddings):
-    """all-MiniLM-L6-v2 (bundled) or any sentence-transformers model, loaded lazily once."""
+class SentenceTransformerEmbeddings(CachedQueryEmbeddings):
+    """all-MiniLM-L6-v2 (bundled) or any sentence-transformers model on torch, loaded lazily.
 
-    def __init__(self, model: str, *, batch_size: int = 32, allow_downloads: bool = False) -> None:
+    The path for GPU machines and for models the ONNX exporter cannot handle.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        allow_downloads: bool = False,
+        device: str | None = None,
+    ) -> None:
+        super().__init__()
         self.name = model
         self.batch_size = batch_size
         self.allow_downloads = allow_downloads
-        self._queries: dict[str, list[float]] = {}
-        self._queries_lock = threading.Lock()  # the UI answers several users at once
+        self.device = device  # None: sentence-transformers picks (CUDA, then MPS, then CPU)
 
     @cached_property
     def _model(self) -> Any:
@@ -66,7 +114,7 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         path = resolve_model_path(self.name)
         try:
             return SentenceTransformer(
-                path, device="cpu", local_files_only=not self.allow_downloads
+                path, device=self.device, local_files_only=not self.allow_downloads
             )
         except Exception as exc:  # the library raises many types for "not found"
             hint = (
@@ -112,29 +160,44 @@ class SentenceTransformerEmbeddings(TokenizingEmbeddings):
         )
         return vectors.tolist()
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._encode(texts)
 
-    def embed_query(self, text: str) -> list[float]:
-        # Retrieval and the answerer both need the question's vector: compute it once.
-        with self._queries_lock:
-            cached = self._queries.get(text)
-        if cached is None:
-            cached = self._encode([text])[0]
-            with self._queries_lock:
-                while len(self._queries) >= _QUERY_CACHE_SIZE:
-                    self._queries.pop(next(iter(self._queries)))
-                self._queries[text] = cached
-        return cached
+class OnnxEmbeddings(CachedQueryEmbeddings):
+    """The same model exported to ONNX (fp32, or per-channel int8) and run by ONNX Runtime.
 
-    def clear_query_cache(self) -> None:
-        """Forget remembered question vectors, so a timed call pays for its embedding."""
-        with self._queries_lock:
-            self._queries.clear()
+    Tokenizer, graph and head come from the export (index/onnx_embedder.py), so answering a
+    question imports neither torch nor transformers.
+    """
+
+    def __init__(
+        self, name: str, directory: Path, manifest: dict[str, Any], *, int8: bool, batch_size: int
+    ) -> None:
+        from index.onnx_embedder import OnnxRunner
+
+        super().__init__()
+        self.name = name
+        self.backend = "onnx-int8" if int8 else "onnx"
+        self.directory = directory
+        self._runner = OnnxRunner(directory, manifest, int8=int8, batch_size=batch_size)
+        # Same budget as the torch path (two places for [CLS] and [SEP]): same chunks either way.
+        self.max_tokens = self._runner.max_seq_length - 2
+        self.dimension = self._runner.dimension
+
+    def token_spans(self, text: str) -> list[Span]:
+        return self._runner.token_spans(text)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._runner.count_tokens(texts)
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return self._runner.embed(texts).tolist()
 
 
 class FakeTokenizingEmbeddings(TokenizingEmbeddings):
     """LangChain's deterministic fake embedder with a whitespace tokenizer: for unit tests."""
+
+    backend = "fake"
 
     def __init__(self, size: int = 64, max_tokens: int = 254) -> None:
         self.name = "fake"
@@ -163,19 +226,82 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-_CACHE: dict[tuple[str, int, bool], TokenizingEmbeddings] = {}
+def gpu_present() -> bool:
+    """A CUDA device (or Apple silicon) without importing torch: there torch is the faster path."""
+    import platform
+
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return True
+    return Path("/proc/driver/nvidia/version").exists()
+
+
+def resolve_backend(settings: IndexSettings) -> str:
+    """The backend asked for: 'auto' is torch on a GPU machine, else the measured CPU default."""
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    return "torch" if gpu_present() else DEFAULT_CPU_BACKEND
+
+
+def _onnx_or_none(settings: IndexSettings, backend: str) -> OnnxEmbeddings | None:
+    """The ONNX embedder, or None (with the reason logged) when this model cannot run there."""
+    from index.onnx_embedder import ensure_export
+    from index.onnx_export import UnsupportedModelError
+
+    try:
+        directory, manifest = ensure_export(
+            settings.models_dir, resolve_model_path(settings.embedding_model)
+        )
+        return OnnxEmbeddings(
+            settings.embedding_model,
+            directory,
+            manifest,
+            int8=backend == "onnx-int8",
+            batch_size=settings.embedding_batch_size,
+        )
+    except (UnsupportedModelError, OSError) as exc:
+        log.warning(
+            "embedding model %r cannot run on ONNX Runtime (%s); using sentence-transformers "
+            "(torch) instead",
+            settings.embedding_model,
+            exc,
+        )
+        return None
+
+
+_CACHE: dict[tuple[Any, ...], TokenizingEmbeddings] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def load_embedder(settings: IndexSettings) -> TokenizingEmbeddings:
-    """The one factory for embedders (production and fakes); one instance per model."""
-    key = (settings.embedding_model, settings.embedding_batch_size, settings.allow_downloads)
-    if key not in _CACHE:
+    """The one factory for embedders (production and fakes); one instance per model/backend.
+
+    ONNX backends export the model on first use (torch is loaded that once); a model the
+    exporter cannot handle falls back to sentence-transformers with the reason logged. The
+    returned embedder's ``backend`` says which one actually runs.
+    """
+    backend = resolve_backend(settings)
+    key = (
+        settings.embedding_model,
+        settings.embedding_batch_size,
+        settings.allow_downloads,
+        backend,
+        settings.embedding_device,
+        str(settings.models_dir) if backend != "torch" else "",
+    )
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        embedder: TokenizingEmbeddings | None = None
         if settings.embedding_model == "fake":
-            _CACHE[key] = FakeTokenizingEmbeddings()
-        else:
-            _CACHE[key] = SentenceTransformerEmbeddings(
+            embedder = FakeTokenizingEmbeddings()
+        elif backend != "torch":
+            embedder = _onnx_or_none(settings, backend)
+        if embedder is None:
+            embedder = SentenceTransformerEmbeddings(
                 settings.embedding_model,
                 batch_size=settings.embedding_batch_size,
                 allow_downloads=settings.allow_downloads,
+                device=settings.embedding_device,
             )
-    return _CACHE[key]
+        _CACHE[key] = embedder
+        return embedder

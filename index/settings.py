@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+# What ``embedding_backend=auto`` runs on a machine without a GPU, chosen by measurement
+# (bench/README.md): fp32 ONNX gives torch's vectors (cosine >= 0.9999 on news text) with a
+# start free of torch; int8 is faster but lost 0.017 of dev MRR@10 (0.778 vs 0.795), more than
+# the 0.01 we allow, so it stays an opt-in.
+DEFAULT_CPU_BACKEND = "onnx"
 
 
 def _default_home() -> Path:
@@ -39,6 +45,26 @@ class IndexSettings(BaseSettings):
         ),
     )
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding batch.")
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        default="auto",
+        description=(
+            "What runs the embedding model: 'torch' (sentence-transformers), 'onnx' (ONNX Runtime, "
+            "fp32, same vectors), 'onnx-int8' (per-channel int8 weights, faster). 'auto': torch "
+            "on a GPU machine, else the measured CPU default. The ONNX export is made from the "
+            "installed weights on first use (into home/models); a model it cannot handle falls "
+            "back to torch with a logged reason. Changing it re-embeds into a new index."
+        ),
+    )
+    embedding_export_dir: Path | None = Field(
+        default=None,
+        description="Where ONNX exports of embedding models are kept (keyed by the model's "
+        "content hash, so homes can share one). Unset: `home`/models.",
+    )
+    embedding_device: str | None = Field(
+        default=None,
+        description="Device for the torch backend ('cpu', 'cuda', 'mps'). Unset: "
+        "sentence-transformers picks (a GPU when present).",
+    )
     allow_downloads: bool = Field(
         default=False,
         description="Let sentence-transformers fetch a model from the hub. Off: nothing downloads.",
@@ -77,6 +103,11 @@ class IndexSettings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where ONNX exports of embedding models live."""
+        return (self.embedding_export_dir or self.home / "models").expanduser()
 
     @property
     def uses_server(self) -> bool:

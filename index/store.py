@@ -59,6 +59,7 @@ class IndexStatus:
     store: str
     home: str
     generation: str | None
+    embedding_backend: str = "?"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -181,6 +182,7 @@ class Index:
         index = cls(settings, f"g{stamp}-{secrets.token_hex(3)}")
         index.catalog.set_meta(
             embedding_model=settings.embedding_model,
+            embedding_backend=index.embedder.backend,
             chunking=index.chunker.fingerprint,
             collection=index.collection_name,
             created=datetime.now(UTC).isoformat(),
@@ -195,16 +197,27 @@ class Index:
     def collection_name(self) -> str:
         return f"aa-{home_id(self.settings)}-{self.generation}"
 
+    @property
+    def built_with_backend(self) -> str:
+        # Generations from before backends were recorded were all embedded by torch.
+        return self.catalog.get_meta("embedding_backend") or "torch"
+
     def check_settings(self) -> None:
         built_with = self.catalog.get_meta("embedding_model")
         chunking = self.catalog.get_meta("chunking")
-        if built_with != self.settings.embedding_model or chunking != self.chunker.fingerprint:
+        backend = self.built_with_backend
+        wanted = self.embedder.backend
+        if (
+            built_with != self.settings.embedding_model
+            or chunking != self.chunker.fingerprint
+            or backend != wanted
+        ):
             raise IndexMismatchError(
                 f"the index in {self.settings.home} was built with embedding model {built_with!r} "
-                f"and chunking {chunking!r}, but the settings ask for "
-                f"{self.settings.embedding_model!r} and {self.chunker.fingerprint!r}. Run "
-                "`assistant index --rebuild` to re-embed, or set ASSISTANT_EMBEDDING_MODEL / "
-                "ASSISTANT_CHUNK_TOKENS back."
+                f"on {backend!r} and chunking {chunking!r}, but the settings ask for "
+                f"{self.settings.embedding_model!r} on {wanted!r} and {self.chunker.fingerprint!r}. "
+                "Run `assistant index --rebuild` to re-embed, or set ASSISTANT_EMBEDDING_MODEL / "
+                "ASSISTANT_EMBEDDING_BACKEND / ASSISTANT_CHUNK_TOKENS back."
             )
 
     # --- parts -----------------------------------------------------------------------------
@@ -235,6 +248,7 @@ class Index:
             store=self.settings.store_location,
             home=str(self.settings.home),
             generation=self.generation,
+            embedding_backend=self.built_with_backend,
         )
 
     # --- the readers' interface (index.search.ChunkSearch) ----------------------------------

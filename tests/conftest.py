@@ -48,11 +48,26 @@ NEEDS_LLAMA = [
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of ONNX model exports for the whole run: exporting takes tens of seconds, and
+    exports are keyed by the model's content, so sharing them across homes is what users get
+    with ASSISTANT_EMBEDDING_EXPORT_DIR too."""
+    return tmp_path_factory.mktemp("onnx-exports")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_exports: Path) -> Path:
     home = tmp_path / "assistant-home"
     monkeypatch.setenv("ASSISTANT_HOME", str(home))
-    for var in ("ASSISTANT_CHROMA_HOST", "ASSISTANT_LLM", "ASSISTANT_EMBEDDING_MODEL"):
+    monkeypatch.setenv("ASSISTANT_EMBEDDING_EXPORT_DIR", str(onnx_exports))
+    for var in (
+        "ASSISTANT_CHROMA_HOST",
+        "ASSISTANT_LLM",
+        "ASSISTANT_EMBEDDING_MODEL",
+        "ASSISTANT_EMBEDDING_BACKEND",
+        "ASSISTANT_EMBEDDING_DEVICE",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -1,0 +1,300 @@
+"""The ONNX Runtime embedding backend: same vectors as sentence-transformers, exports made
+once and atomically, unsupported models fall back to torch, backends never mix in an index,
+and a question from the CLI loads neither torch nor Gradio."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import IndexMismatchError
+from assistant.settings import Settings
+from index import embeddings, onnx_embedder, onnx_export
+from index.embeddings import (
+    OnnxEmbeddings,
+    SentenceTransformerEmbeddings,
+    load_embedder,
+    resolve_model_path,
+)
+from index.onnx_embedder import content_hash, ensure_export
+from index.onnx_export import UnsupportedModelError
+from index.store import Index
+from index.sync import sync
+from tests.conftest import BBC, ROOT, SAMPLE
+
+BUNDLED_DIR = Path(resolve_model_path("bundled:all-MiniLM-L6-v2"))
+
+
+def _news_texts() -> list[str]:
+    """Real news text: the sample article's paragraphs and (when present) BBC stories whole,
+    so some are past the model's 256-piece limit and batches carry padding."""
+    texts = [
+        p.strip()
+        for f in sorted(SAMPLE.glob("*.md"))
+        for p in f.read_text(encoding="utf-8").split("\n\n")
+        if p.strip()
+    ]
+    for topic in ("business", "politics", "sport", "tech", "entertainment"):
+        texts += [f.read_text(encoding="utf-8") for f in sorted((BBC / topic).glob("*.txt"))[:6]]
+    return texts
+
+
+def _embedder(tmp_path: Path, backend: str, **extra: object) -> object:
+    return load_embedder(Settings(home=tmp_path / "home", embedding_backend=backend, **extra))
+
+
+@pytest.mark.integration
+def test_onnx_fp32_matches_sentence_transformers_on_news_text(tmp_path: Path) -> None:
+    torch_e = _embedder(tmp_path, "torch")
+    onnx_e = _embedder(tmp_path, "onnx")
+    int8_e = _embedder(tmp_path, "onnx-int8")
+    assert isinstance(torch_e, SentenceTransformerEmbeddings)
+    assert isinstance(onnx_e, OnnxEmbeddings) and onnx_e.backend == "onnx"
+    assert isinstance(int8_e, OnnxEmbeddings) and int8_e.backend == "onnx-int8"
+    texts = _news_texts()
+    assert len(texts) >= 10
+    reference = np.array(torch_e.embed_documents(texts))
+    fp32 = np.array(onnx_e.embed_documents(texts))
+    int8 = np.array(int8_e.embed_documents(texts))
+    assert fp32.shape == reference.shape
+    assert (fp32 * reference).sum(axis=1).min() >= 0.9999
+    assert np.allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
+    # int8 is an approximation; measured ~0.99 on news text. A broken graph scores far lower.
+    assert (int8 * reference).sum(axis=1).mean() >= 0.98
+    question = "What did Bessent threaten?"
+    assert float(np.dot(onnx_e.embed_query(question), torch_e.embed_query(question))) >= 0.9999
+    # The chunker measures text with the export's tokenizer: it must count exactly as before.
+    assert onnx_e.max_tokens == torch_e.max_tokens
+    assert onnx_e.count_tokens(texts) == torch_e.count_tokens(texts)
+    assert all(onnx_e.token_spans(t) == torch_e.token_spans(t) for t in texts[:12])
+
+
+def _model_copy(tmp_path: Path, pooling: dict[str, object] | None = None) -> Path:
+    """The bundled model's files in a folder of its own (weights linked, configs copied)."""
+    target = tmp_path / "model-copy"
+    shutil.copytree(
+        BUNDLED_DIR, target, symlinks=True, ignore=shutil.ignore_patterns("*.safetensors")
+    )
+    (target / "model.safetensors").symlink_to(BUNDLED_DIR / "model.safetensors")
+    if pooling is not None:
+        (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling), encoding="utf-8")
+    return target
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_pooling_is_read_from_the_model_not_assumed(tmp_path: Path) -> None:
+    """CLS + max pooling (768 dims): the export reproduces it, so it read the pooling config."""
+    model = _model_copy(
+        tmp_path,
+        {
+            "word_embedding_dimension": 384,
+            "pooling_mode_cls_token": True,
+            "pooling_mode_mean_tokens": False,
+            "pooling_mode_max_tokens": True,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
+    )
+    settings = Settings(home=tmp_path / "home", embedding_model=str(model))
+    onnx_e = load_embedder(settings.model_copy(update={"embedding_backend": "onnx"}))
+    torch_e = load_embedder(settings.model_copy(update={"embedding_backend": "torch"}))
+    assert isinstance(onnx_e, OnnxEmbeddings)
+    texts = _news_texts()[:8]
+    got, want = np.array(onnx_e.embed_documents(texts)), np.array(torch_e.embed_documents(texts))
+    assert got.shape == (8, 768)
+    assert (got * want).sum(axis=1).min() >= 0.9999
+
+
+@pytest.mark.integration
+def test_unsupported_model_falls_back_to_torch_with_the_reason_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _model_copy(tmp_path, {"word_embedding_dimension": 384, "pooling_mode": "weightedmean"})
+    settings = Settings(
+        home=tmp_path / "home", embedding_model=str(model), embedding_backend="onnx"
+    )
+    with caplog.at_level(logging.WARNING, logger="index.embeddings"):
+        embedder = load_embedder(settings)
+    assert isinstance(embedder, SentenceTransformerEmbeddings) and embedder.backend == "torch"
+    assert "weightedmean" in caplog.text and "sentence-transformers" in caplog.text
+    # Remembered: the next process falls back at once, without loading torch to fail again.
+    (failed,) = settings.models_dir.glob("*.failed")
+    assert "weightedmean" in failed.read_text(encoding="utf-8")
+    assert len(embedder.embed_documents(["Shares fell."])[0]) == 384
+
+
+def test_content_hash_follows_the_files_not_their_names(tmp_path: Path) -> None:
+    model, cache = tmp_path / "m", tmp_path / "cache"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"a" * 1000)
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    first = content_hash(model, cache)
+    assert content_hash(model, cache) == first  # remembered by (path, size, mtime)
+    os.utime(model / "config.json", ns=(1, 1))
+    assert content_hash(model, cache) == first  # touched, same bytes: same export
+    (model / "weights.bin").write_bytes(b"b" * 1000)
+    assert content_hash(model, cache) != first  # new weights: a new export
+
+
+def _fake_export(calls: list[str], gate: threading.Barrier | None = None):  # type: ignore[no-untyped-def]
+    def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, object]:
+        calls.append(model_path)
+        if gate is not None:
+            gate.wait(timeout=30)  # both exporters are mid-export at once
+        for name in (onnx_export.FP32_FILE, onnx_export.INT8_FILE, onnx_export.TOKENIZER_FILE):
+            (out_dir / name).write_bytes(os.urandom(4096))
+        manifest = {
+            "format": onnx_export.EXPORT_FORMAT,
+            "model_hash": model_hash,
+            "by": out_dir.name,
+        }
+        (out_dir / onnx_export.MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+        return manifest
+
+    return export
+
+
+def test_export_happens_once_and_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    calls: list[str] = []
+    monkeypatch.setattr(onnx_export, "export", _fake_export(calls))
+    first, _ = ensure_export(tmp_path / "models", str(model))
+    second, _ = ensure_export(tmp_path / "models", str(model))
+    assert first == second and len(calls) == 1
+    assert not list((tmp_path / "models").glob(".export-*"))
+
+
+def test_two_exports_at_once_leave_one_whole_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both exporters finish; one rename wins, the other uses the winner's files; no temp
+    directory or half-written export is left behind."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    calls: list[str] = []
+    monkeypatch.setattr(onnx_export, "export", _fake_export(calls, threading.Barrier(2)))
+    results: list[tuple[Path, dict[str, object]]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(ensure_export(tmp_path / "models", str(model)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(calls) == 2
+    (a_dir, a), (b_dir, b) = results
+    assert a_dir == b_dir and a["by"] == b["by"]  # both serve the one that landed
+    exports = [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
+    assert exports == [a_dir]
+    assert onnx_embedder.read_manifest(a_dir) is not None
+
+
+def test_a_failed_export_is_not_half_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 100)
+
+    def broken(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, object]:
+        (out_dir / onnx_export.FP32_FILE).write_bytes(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(onnx_export, "export", broken)
+    with pytest.raises(UnsupportedModelError, match="No space left"):
+        ensure_export(tmp_path / "models", str(model))
+    assert list((tmp_path / "models").iterdir()) == [tmp_path / "models" / "hashes.json"]
+
+
+@pytest.mark.integration
+def test_switching_backend_reembeds_into_a_new_generation(tmp_path: Path) -> None:
+    torch_settings = Settings(home=tmp_path / "home", embedding_backend="torch")
+    int8_settings = torch_settings.model_copy(update={"embedding_backend": "onnx-int8"})
+    sync(torch_settings, [str(SAMPLE)], show_bar=False)
+    first = Index.open(torch_settings)
+    assert first is not None and first.status().embedding_backend == "torch"
+    first.close()
+    with pytest.raises(IndexMismatchError, match="onnx-int8"):
+        Index.open(int8_settings)
+    report = sync(int8_settings, show_bar=False)
+    assert report.rebuilt and report.chunks_embedded > 0
+    second = Index.open(int8_settings)
+    assert second is not None and second.generation != first.generation
+    assert second.status().embedding_backend == "onnx-int8"
+    second.close()
+
+
+_ASK_PROBE = """
+import json, sys
+from assistant.cli import main
+code = main(["ask", "What did Bessent threaten?", "--json"])
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "gradio": "gradio" in sys.modules,
+    "transformers": "transformers" in sys.modules,
+    "sentence_transformers": "sentence_transformers" in sys.modules}), file=sys.stderr)
+"""
+
+
+@pytest.mark.integration
+def test_a_question_from_the_cli_imports_neither_torch_nor_gradio(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", embedding_backend="onnx-int8")
+    sync(settings, [str(SAMPLE)], show_bar=False)
+    env = {
+        **os.environ,
+        "ASSISTANT_HOME": str(settings.home),
+        "ASSISTANT_EMBEDDING_BACKEND": "onnx-int8",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _ASK_PROBE], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["citations"], answer
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert loaded == {
+        "code": 0,
+        "torch": False,
+        "gradio": False,
+        "transformers": False,
+        "sentence_transformers": False,
+    }
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, None), ("cuda", "cuda")])
+def test_torch_backend_lets_sentence_transformers_pick_the_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: str | None
+) -> None:
+    """Issue 10: no hard-coded CPU; unset, sentence-transformers picks (a GPU when present)."""
+    import sentence_transformers
+
+    seen: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, path: str, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Recorder)
+    monkeypatch.setattr(embeddings, "_CACHE", {})  # a fresh embedder, not a cached real one
+    settings = Settings(home=tmp_path / "home", embedding_backend="torch", embedding_device=setting)
+    embedder = load_embedder(settings)
+    assert isinstance(embedder, SentenceTransformerEmbeddings)
+    assert embedder._model is not None
+    assert seen["device"] == expected

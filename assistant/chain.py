@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from assistant.extractive import ExtractiveAnswerer
 from assistant.retrieval import HybridRetriever
+from assistant.timeline import date_answer
 from assistant.types import NO_ANSWER, Answer, Citation
 from index.lexical import tokenize
 
@@ -121,16 +122,34 @@ def build_chain(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    as_of: date | None = None,
 ) -> Runnable:
-    """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks."""
+    """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks.
+
+    ``as_of`` (default today): nothing published after it is retrieved; see assistant/dates.py.
+    """
+    as_of = as_of or date.today()
     retriever = HybridRetriever(
         index=index,
         k=k,
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        as_of=as_of,
+        recency=getattr(index.settings, "recency", 0.0),
+        date_window=getattr(index.settings, "date_window", "off"),
     )
     extractive = ExtractiveAnswerer(index.embedder, index.lexical.idf)
+
+    def dated(answer: Answer, query: str, docs: list[Document]) -> Answer:
+        return date_answer(
+            answer,
+            as_of=as_of,
+            window=retriever.window_for(query),
+            docs=docs,
+            answer_fn=extractive.answer,
+            query=query,
+        )
 
     def condense(inputs: dict[str, Any]) -> str:
         history = normalise_history(inputs.get("history"))
@@ -148,8 +167,9 @@ def build_chain(
         if llm is None:
             text, citations, answered = extractive.answer(inputs["query"], docs)
             text = defang_quotes(text, citations)
-            yield AnswerDelta(text)
-            yield AnswerDelta("", Answer(question, text, answered, citations, "extractive"))
+            final = dated(Answer(question, text, answered, citations, "extractive"), inputs["query"], docs)
+            yield AnswerDelta(final.text)
+            yield AnswerDelta("", final)
             return
         from assistant.llm import check_markers, stream_llm_answer
 
@@ -165,7 +185,7 @@ def build_chain(
         if not answered:
             text = NO_ANSWER
             citations = _llm_citations(docs, list(range(1, min(3, len(docs)) + 1)))
-        yield AnswerDelta("", Answer(question, text, answered, citations, "llm"))
+        yield AnswerDelta("", dated(Answer(question, text, answered, citations, "llm"), inputs["query"], docs))
 
     return (
         RunnablePassthrough.assign(query=RunnableLambda(condense).with_config(run_name="condense"))
@@ -183,6 +203,7 @@ def run_chain(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    as_of: date | None = None,
 ) -> Iterator[str | Answer]:
     """Validate the question, run the chain, yield text deltas then the final Answer."""
     from assistant.questions import clean_question
@@ -200,6 +221,7 @@ def run_chain(
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        as_of=as_of,
     )
     final: Answer | None = None
     for delta in chain.stream({"question": question, "history": history or []}):

@@ -9,6 +9,8 @@ README point here).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -23,6 +25,24 @@ class Settings(IndexSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
 
     k: int = Field(default=5, ge=1, le=50, description="Passages retrieved per question.")
+    recency: float = Field(
+        default=0.5,
+        ge=0,
+        description=(
+            "For questions about the current state ('who is', 'latest', 'now'), scale each "
+            "passage by max(1 / (1 + recency * age in years), 0.5), age counted from the as-of "
+            "date (Onyx's age decay); undated articles get the floor. 0 turns it off. "
+            "Measured on RealTime QA: bench/realtimeqa_time.py."
+        ),
+    )
+    date_window: Literal["prefer", "filter", "off"] = Field(
+        default="prefer",
+        description=(
+            "What a date in the question ('this week', 'in October') does: 'prefer' ranks "
+            "articles from that window first and tops up with others, 'filter' keeps only them, "
+            "'off' ignores it."
+        ),
+    )
     llm: str | None = Field(
         default=None,
         description=(

@@ -66,7 +66,7 @@ def date_answer(
         (older, old_label), (newer, new_label) = changed
         body = (
             f"The articles differ by date. On {old_label}: {older.quote} [1]; "
-            f"on {new_label}: {newer.quote} [2]."
+            f"on {new_label}: {newer.quote} [2]"
         )
         citations = [replace(older, n=1), replace(newer, n=2)]
         return replace(dated, text=f"{note} {body}".strip(), citations=citations)

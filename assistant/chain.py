@@ -142,12 +142,14 @@ def build_chain(
     extractive = ExtractiveAnswerer(index.embedder, index.lexical.idf)
 
     def dated(answer: Answer, query: str, docs: list[Document]) -> Answer:
+        # The changed-story check re-reads the passages extractively, so only in that mode; an
+        # LLM is told by its prompt to give both dated answers itself.
         return date_answer(
             answer,
             as_of=as_of,
             window=retriever.window_for(query),
             docs=docs,
-            answer_fn=extractive.answer,
+            answer_fn=extractive.answer if llm is None else None,
             query=query,
         )
 

@@ -18,7 +18,7 @@ from datetime import date
 
 from langchain_core.documents import Document
 
-from assistant.dates import DateWindow, day_label
+from assistant.dates import DateWindow, day_label, event_since
 from assistant.extractive import expected_type
 from assistant.types import Answer, Citation
 from index.lexical import tokenize
@@ -40,8 +40,13 @@ def published_label(published: str | None) -> str:
         return UNKNOWN_DATE
 
 
-def window_note(window: DateWindow | None) -> str:
-    return f"Looking at articles from {window.label()}." if window else ""
+def window_note(window: DateWindow | None, unresolved: str | None = None) -> str:
+    """The window searched, or why a "since <event>" did not narrow the search."""
+    if window:
+        return f"Looking at articles from {window.label()}."
+    if unresolved:
+        return f"(“since {unresolved}” names no date; articles of every date were searched.)"
+    return ""
 
 
 def date_answer(
@@ -55,7 +60,7 @@ def date_answer(
 ) -> Answer:
     """``answer`` with its as-of date, window and dated text (or both sides of a change)."""
     dated = replace(answer, as_of=as_of.isoformat(), window=window.as_strings() if window else None)
-    note = window_note(window)
+    note = window_note(window, None if window else event_since(query or answer.question))
     if not answer.answered or not answer.citations:
         text = f"{answer.text} {note}".strip() if note else answer.text
         return replace(dated, text=text)

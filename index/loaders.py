@@ -13,7 +13,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Any, ClassVar
@@ -26,6 +26,7 @@ from index.errors import LoadError
 from index.decoding import (
     coerce_author,
     coerce_str,
+    dateline_date,
     decode_text,
     parse_date,
     sniff_html_charset,
@@ -339,10 +340,19 @@ def load_file(path: Path, *, max_bytes: int) -> LoadResult:
     return _guarded(origin, lambda: loader.load(data, origin))
 
 
+def _dated(result: LoadResult) -> LoadResult:
+    """Articles with no date from metadata take the one in their opening dateline, if any."""
+    result.articles = [
+        replace(a, published=dateline_date(a.text)) if a.published is None else a
+        for a in result.articles
+    ]
+    return result
+
+
 def _guarded(origin: str, parse: Callable[[], LoadResult]) -> LoadResult:
     """One malformed source must fail alone: parser crashes become a LoadError for it."""
     try:
-        return parse()
+        return _dated(parse())
     except LoadError:
         raise
     except RecursionError as exc:

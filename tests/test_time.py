@@ -176,3 +176,62 @@ def test_recency_decay_prefers_newer_and_never_undated() -> None:
     tie = {"a": _chunk(None), "b": _chunk("2000-01-01")}
     assert [i for i, _ in _decayed([("a", 0.03), ("b", 0.03)], tie, as_of, 0.5)] == ["b", "a"]
     assert Settings(recency=0).recency == 0
+
+
+# --- article dates from a dateline -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "published"),
+    [
+        ("Talks resume\n\nWASHINGTON, Oct. 24, 2025 (Reuters) - The talks resumed.", "2025-10-24"),
+        ("Prices rise\n\nLONDON, 24 October 2025 - Prices rose again.", "2025-10-24"),
+        ("Talks resume\n\nWASHINGTON, Oct 24 (Reuters) - No year, no date.", None),
+        ("Talks resume\n\nThe talks began on Oct 24, 2025 - not a dateline.", None),
+    ],
+)
+def test_text_articles_take_their_date_from_a_dateline(
+    tmp_path: Path, text: str, published: str | None
+) -> None:
+    from index.loaders import load_file
+
+    path = tmp_path / "story.txt"
+    path.write_text(text, encoding="utf-8")
+    (article,) = load_file(path, max_bytes=10_000).articles
+    assert (article.published.isoformat() if article.published else None) == published
+
+
+def test_metadata_date_wins_over_a_dateline(tmp_path: Path) -> None:
+    from index.loaders import load_file
+
+    path = tmp_path / "story.md"
+    path.write_text("---\npublished: 2025-09-01\n---\nLONDON, 24 October 2025 - Text.\n")
+    (article,) = load_file(path, max_bytes=10_000).articles
+    assert article.published == date(2025, 9, 1)
+
+
+# --- the UI handler passes the as-of date --------------------------------------------------------
+def test_ui_as_of_option_reaches_the_answer_call(tmp_path: Path) -> None:
+    from ui import handlers
+
+    from .test_ui_handlers import fake_stream
+
+    stream, calls = fake_stream()
+    options = handlers.ChatOptions(as_of="2025-09-21")
+    list(handlers.ask("q", [], options, Settings(home=tmp_path), stream))
+    assert calls[0]["as_of"] == date(2025, 9, 21)
+    list(handlers.ask("q", [], handlers.ChatOptions(), Settings(home=tmp_path), stream))
+    assert calls[1]["as_of"] is None  # empty: the API's default, today
+    updates = list(handlers.ask("q", [], handlers.ChatOptions(as_of="soon"), Settings(home=tmp_path), stream))
+    assert "As of: 'soon' is not a date; use YYYY-MM-DD" in updates[-1][0][-1]["content"]
+    assert len(calls) == 2  # nothing was asked with a bad date
+
+
+def test_since_an_event_is_said_to_be_unresolved() -> None:
+    from assistant.timeline import date_answer
+    from assistant.types import Citation
+
+    cite = Citation(1, "a", "T", None, "2025-09-05", None, "Q.", "c", 0, 2, 1.0)
+    result = date_answer(
+        Answer("What changed since the summit?", "Q. [1]", True, [cite]), as_of=date(2025, 10, 1), window=None
+    )
+    assert "“since the summit” names no date" in result.text
+    assert "As of 5 Sep 2025 [1]: Q. [1]" in result.text

@@ -1,7 +1,9 @@
 """Relative dates in questions resolve against the as-of date into the documented windows.
 
-Week convention: ISO 8601 (Monday to Sunday); "this week" runs from Monday to as_of. A bare
-weekday or month is the most recent one on or before as_of; no window ends after as_of.
+Week convention: "this week" is the seven days ending on as_of (measured better on news than
+the ISO week, see assistant/dates.py); "last week" and "N weeks ago" are ISO weeks (Monday to
+Sunday). A bare weekday or month is the most recent one on or before as_of; no window ends
+after as_of.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ THU = date(2022, 10, 27)  # a Thursday
 
 TABLE = [
     # (text, as_of, start, end)
-    ("Who became prime minister this week?", THU, date(2022, 10, 24), THU),
+    ("Who became prime minister this week?", THU, date(2022, 10, 21), THU),
     ("What happened yesterday?", THU, date(2022, 10, 26), date(2022, 10, 26)),
     ("What happened today?", THU, THU, THU),
     ("Who resigned last week?", THU, date(2022, 10, 17), date(2022, 10, 23)),
@@ -46,9 +48,11 @@ TABLE = [
     ("last year", date(2025, 1, 1), date(2024, 1, 1), date(2024, 12, 31)),
     ("in December", date(2025, 1, 2), date(2024, 12, 1), date(2024, 12, 31)),
     # week boundaries: a week that spans the new year; as_of on a Monday and on a Sunday
-    ("this week", date(2025, 1, 1), date(2024, 12, 30), date(2025, 1, 1)),
-    ("this week", date(2025, 10, 27), date(2025, 10, 27), date(2025, 10, 27)),
+    ("this week", date(2025, 1, 1), date(2024, 12, 26), date(2025, 1, 1)),
+    ("last week", date(2025, 1, 1), date(2024, 12, 23), date(2024, 12, 29)),
+    ("this week", date(2025, 10, 27), date(2025, 10, 21), date(2025, 10, 27)),
     ("last week", date(2025, 10, 27), date(2025, 10, 20), date(2025, 10, 26)),
+    ("last week", date(2025, 11, 2), date(2025, 10, 20), date(2025, 10, 26)),
     ("this week", date(2025, 11, 2), date(2025, 10, 27), date(2025, 11, 2)),
     # month ends and leap years
     ("last month", date(2024, 3, 31), date(2024, 2, 1), date(2024, 2, 29)),

@@ -80,6 +80,61 @@ def ensure_index(pool: dict[str, dict[str, Any]], home: Path) -> None:
     print(f"indexed {len(pool)} articles in {time.time() - started:.0f} s", file=sys.stderr)
 
 
+def retrieval_grid(
+    questions: list[dict[str, Any]],
+    pool: dict[str, dict[str, Any]],
+    home: Path,
+    combos: list[tuple[str, float]],
+) -> None:
+    """Retrieval only (no reader), per (date_window mode, recency weight): gold article hit@1,
+    MRR over the top 10 passages' articles, questions with a future article in the top 10, and
+    questions whose top article is a newer non-gold one. Cheap enough to choose settings."""
+    from assistant.api import open_index
+    from assistant.retrieval import HybridRetriever
+    from assistant.settings import Settings
+
+    index = open_index(Settings(home=home))
+    doc_of_url = {f"https://pool.invalid/{d}": d for d in pool}
+    for mode, weight in combos:
+        hit1 = rr = future = newer = 0.0
+        for q in questions:
+            day = question_day(q)
+            retriever = HybridRetriever(
+                index=index, k=10, as_of=day, recency=weight, date_window=mode  # type: ignore[arg-type]
+            )
+            if mode == "none":  # the state before issue 13: no as-of, no window, no recency
+                retriever = HybridRetriever(index=index, k=10)
+            docs = retriever.invoke(q["question"])
+            ranked = list(dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs))
+            ranked = [d for d in ranked if d]
+            gold = set(q["gold_doc_ids"])
+            rank = next((i for i, d in enumerate(ranked, 1) if d in gold), None)
+            hit1 += rank == 1
+            rr += 1 / rank if rank else 0
+            future += any((a := article_day(pool[d])) is not None and a > day for d in ranked)
+            if ranked and ranked[0] not in gold:
+                top, golds = article_day(pool[ranked[0]]), [article_day(pool[g]) for g in gold if g in pool]
+                known = [g for g in golds if g]
+                newer += bool(top and known and top > max(known))
+        n = len(questions)
+        print(
+            f"grid window={mode} recency={weight}: hit@1 {hit1 / n:.3f}  MRR@10 {rr / n:.3f}  "
+            f"future in top10 {int(future)}  newer non-gold top1 {newer / n:.3f}",
+            flush=True,
+        )
+
+
+_TIME_NOTES = re.compile(
+    r"Looking at articles from [^.]*\.\s*|As of [^:\[]*\[\d+\]: |The articles differ by date\. "
+    r"|\b[Oo]n \d{1,2} [A-Z][a-z]{2} \d{4}: "
+)
+
+
+def answer_body(text: str) -> str:
+    """The answer without the dates this feature adds, so a gold "12" cannot match "12 Jun"."""
+    return _TIME_NOTES.sub("", text)
+
+
 def normalise(text: str) -> str:
     text = text.lower().replace("“", "").replace("”", "").replace("’", "'")
     text = "".join(ch for ch in text if ch not in string.punctuation)
@@ -93,6 +148,7 @@ def run(
     *,
     as_of: bool,
     recency: float | None,
+    date_window: str | None = None,
 ) -> dict[str, float]:
     from assistant.api import answer
     from assistant.settings import Settings
@@ -100,6 +156,8 @@ def run(
     update: dict[str, Any] = {"home": home}
     if recency is not None:
         update["recency"] = recency
+    if date_window is not None:
+        update["date_window"] = date_window
     settings = Settings(**update)
     doc_of_url = {f"https://pool.invalid/{d}": d for d in pool}
     future = gold_in = newer_top = answered = 0
@@ -111,7 +169,7 @@ def run(
         if any((d := article_day(pool[c])) is not None and d > day for c in cited if c):
             future += 1
         golds = {normalise(t) for t in q["answer_text"]}
-        if any(g and g in normalise(result.text) for g in golds):
+        if any(g and g in normalise(answer_body(result.text)) for g in golds):
             gold_in += 1
         top = next((c for c in cited if c), None)
         if top and top not in q["gold_doc_ids"]:
@@ -139,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         "--recency", type=float, action="append", help="recency weight(s) to try (default: settings)"
     )
     parser.add_argument("--index-only", action="store_true")
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="retrieval only: try date_window modes x recency weights (choose on --fold fit)",
+    )
+    parser.add_argument("--date-window", choices=("prefer", "filter", "off"))
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without as-of")
     args = parser.parse_args(argv)
     questions, pool = load(args.data)
@@ -150,11 +214,25 @@ def main(argv: list[str] | None = None) -> int:
         keep = {w for i, w in enumerate(weeks) if (i % 2 == 0) == (args.fold == "fit")}
         questions = [q for q in questions if q["week"] in keep]
     print(f"{len(questions)} questions ({args.fold} fold), pool {len(pool)} articles")
+    if args.grid:
+        weights = args.recency or [0.0, 0.5, 2.0]
+        combos = [("none", 0.0)] + [
+            (mode, w) for mode in ("off", "prefer", "filter") for w in weights
+        ]
+        retrieval_grid(questions, pool, args.home, combos)
+        return 0
     if not args.no_baseline:
-        print("without as-of:", json.dumps(run(questions, pool, args.home, as_of=False, recency=0.0)))
+        stats = run(questions, pool, args.home, as_of=False, recency=0.0, date_window="off")
+        print("without as-of (no window, no recency):", json.dumps(stats), flush=True)
     for weight in args.recency or [None]:
-        stats = run(questions, pool, args.home, as_of=True, recency=weight)
-        print(f"as of question date, recency={weight}:", json.dumps(stats))
+        stats = run(
+            questions, pool, args.home, as_of=True, recency=weight, date_window=args.date_window
+        )
+        print(
+            f"as of question date, recency={weight}, window={args.date_window}:",
+            json.dumps(stats),
+            flush=True,
+        )
     return 0
 
 

@@ -169,7 +169,9 @@ def build_chain(
         if llm is None:
             text, citations, answered = extractive.answer(inputs["query"], docs)
             text = defang_quotes(text, citations)
-            final = dated(Answer(question, text, answered, citations, "extractive"), inputs["query"], docs)
+            final = dated(
+                Answer(question, text, answered, citations, "extractive"), inputs["query"], docs
+            )
             yield AnswerDelta(final.text)
             yield AnswerDelta("", final)
             return
@@ -187,7 +189,9 @@ def build_chain(
         if not answered:
             text = NO_ANSWER
             citations = _llm_citations(docs, list(range(1, min(3, len(docs)) + 1)))
-        yield AnswerDelta("", dated(Answer(question, text, answered, citations, "llm"), inputs["query"], docs))
+        yield AnswerDelta(
+            "", dated(Answer(question, text, answered, citations, "llm"), inputs["query"], docs)
+        )
 
     return (
         RunnablePassthrough.assign(query=RunnableLambda(condense).with_config(run_name="condense"))

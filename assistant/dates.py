@@ -112,7 +112,9 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 # "may" is a month only after "in"/"since" or with a day; "who may win" is not a date.
 _AMBIGUOUS_MONTH = {"may", "mar", "jun", "sat", "sun", "wed"}
-_SINCE = re.compile(r"\bsince\s+(?P<what>(?:the|a|an|his|her|their|its)\s+[\w' -]+?)(?=[?.,!]|$)", re.I)
+_SINCE = re.compile(
+    r"\bsince\s+(?P<what>(?:the|a|an|his|her|their|its)\s+[\w' -]+?)(?=[?.,!]|$)", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,12 @@ def event_since(text: str) -> str | None:
 
 def _window(name: str, m: re.Match[str], as_of: date) -> tuple[date, date] | None:
     g = m.groupdict()
-    if g.get("month") and g["month"].lower() in _AMBIGUOUS_MONTH and name in ("in_month",):
-        if not re.match(r"(?:in|during|since)\s", m.group(0), re.I):
-            return None
+    if (
+        name == "in_month"
+        and g["month"].lower() in _AMBIGUOUS_MONTH
+        and not re.match(r"(?:in|during|since)\s", m.group(0), re.I)
+    ):
+        return None
     try:
         if name in ("day_month_year", "month_day_year"):
             day = date(int(g["year"]), _MONTHS[g["month"].lower()], int(g["day"]))
@@ -229,7 +234,11 @@ def _window(name: str, m: re.Match[str], as_of: date) -> tuple[date, date] | Non
     if name == "year":
         year = int(g["year"])
         start = date(year, 1, 1)
-        return (start, as_of) if m.group(0).lower().startswith("since") else (start, date(year, 12, 31))
+        return (
+            (start, as_of)
+            if m.group(0).lower().startswith("since")
+            else (start, date(year, 12, 31))
+        )
     return None
 
 

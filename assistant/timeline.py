@@ -64,9 +64,7 @@ def date_answer(
     if not answer.answered or not answer.citations:
         text = f"{answer.text} {note}".strip() if note else answer.text
         return replace(dated, text=text)
-    changed = (
-        _changed(query or answer.question, docs, answer_fn) if answer_fn is not None else None
-    )
+    changed = _changed(query or answer.question, docs, answer_fn) if answer_fn is not None else None
     if changed is not None:
         (older, old_label), (newer, new_label) = changed
         body = (
@@ -116,4 +114,3 @@ def _values(quote: str, question: str, kind: str) -> set[str]:
         found = {" ".join(tokenize(m.group(0))) for m in _NAME.finditer(quote)}
         return {v for v in found if v and not set(v.split()) <= asked}
     return {n.replace(",", "") for n in _NUMBER.findall(quote) if n not in asked}
-

@@ -100,7 +100,11 @@ def retrieval_grid(
         for q in questions:
             day = question_day(q)
             retriever = HybridRetriever(
-                index=index, k=10, as_of=day, recency=weight, date_window=mode  # type: ignore[arg-type]
+                index=index,
+                k=10,
+                as_of=day,
+                recency=weight,
+                date_window=mode,  # type: ignore[arg-type]
             )
             if mode == "none":  # the state before issue 13: no as-of, no window, no recency
                 retriever = HybridRetriever(index=index, k=10)
@@ -113,7 +117,10 @@ def retrieval_grid(
             rr += 1 / rank if rank else 0
             future += any((a := article_day(pool[d])) is not None and a > day for d in ranked)
             if ranked and ranked[0] not in gold:
-                top, golds = article_day(pool[ranked[0]]), [article_day(pool[g]) for g in gold if g in pool]
+                top, golds = (
+                    article_day(pool[ranked[0]]),
+                    [article_day(pool[g]) for g in gold if g in pool],
+                )
                 known = [g for g in golds if g]
                 newer += bool(top and known and top > max(known))
         n = len(questions)
@@ -194,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=Path("/tmp/rtqa-time-home"))
     parser.add_argument("--fold", choices=("fit", "report", "all"), default="all")
     parser.add_argument(
-        "--recency", type=float, action="append", help="recency weight(s) to try (default: settings)"
+        "--recency",
+        type=float,
+        action="append",
+        help="recency weight(s) to try (default: settings)",
     )
     parser.add_argument("--index-only", action="store_true")
     parser.add_argument(

@@ -47,7 +47,9 @@ def test_as_of_retrieves_nothing_published_later(story_settings: Settings) -> No
     query = "Valmora port strike container fee chief executive pay rise apple harvest"
     dense = index.search_dense(query, 50, where)
     assert dense
-    fetched = index.fetch([i for i, _ in dense] + [i for i, _ in index.search_lexical(query, 50)], where)
+    fetched = index.fetch(
+        [i for i, _ in dense] + [i for i, _ in index.search_lexical(query, 50)], where
+    )
     published = {c.article.published for c in fetched.values()}
     assert published and all(p is None or p <= "2025-09-20" for p in published)
     assert None in published  # the undated apple story is kept
@@ -70,17 +72,35 @@ CASES = [
     Case("How many dockworkers are on strike at the port of Valmora?", date(2025, 9, 6), "4,000"),
     Case("How many dockworkers are on strike at the port of Valmora?", date(2025, 9, 21), "6,500"),
     Case("How many dockworkers are on strike at the port of Valmora?", date(2025, 10, 11), "6,500"),
-    Case("Who is the chief executive of the Valmora port authority?", date(2025, 9, 6), "Marcus Hale"),
-    Case("Who is the chief executive of the Valmora port authority?", date(2025, 9, 21), "Ingrid Soto"),
-    Case("Who is the chief executive of the Valmora port authority?", date(2025, 10, 26), "Ingrid Soto"),
+    Case(
+        "Who is the chief executive of the Valmora port authority?", date(2025, 9, 6), "Marcus Hale"
+    ),
+    Case(
+        "Who is the chief executive of the Valmora port authority?",
+        date(2025, 9, 21),
+        "Ingrid Soto",
+    ),
+    Case(
+        "Who is the chief executive of the Valmora port authority?",
+        date(2025, 10, 26),
+        "Ingrid Soto",
+    ),
     Case("What is the container fee at the port of Valmora?", date(2025, 9, 6), "120 euros"),
     Case("What is the container fee at the port of Valmora?", date(2025, 10, 11), "150 euros"),
     Case("How much is the Valmora container fee now?", date(2025, 10, 26), "150 euros"),
     Case("What pay rise did the Valmora dockworkers accept?", date(2025, 10, 26), "9 percent"),
     Case("Who leads the dockworkers' union at Valmora?", date(2025, 9, 6), "Petra Lind"),
-    Case("Who resigned as chief executive of the Valmora port authority?", date(2025, 9, 21), "Marcus Hale"),
+    Case(
+        "Who resigned as chief executive of the Valmora port authority?",
+        date(2025, 9, 21),
+        "Marcus Hale",
+    ),
     Case("How many dockworkers walked out at Valmora this week?", date(2025, 9, 10), "4,000"),
-    Case("What happened at the port of Valmora yesterday?", date(2025, 10, 26), "ended their seven-week strike"),
+    Case(
+        "What happened at the port of Valmora yesterday?",
+        date(2025, 10, 26),
+        "ended their seven-week strike",
+    ),
 ]
 
 _DATED_PART = re.compile(r"\b[Oo]n \d{1,2} [A-Z][a-z]{2} \d{4}: ")
@@ -134,13 +154,17 @@ def test_dated_story_answers_are_right_for_their_date(story_index: Settings) -> 
 @pytest.mark.integration
 def test_answers_say_when(story_index: Settings) -> None:
     result = answer(
-        "What pay rise did the Valmora dockworkers accept?", settings=story_index, as_of=date(2025, 10, 26)
+        "What pay rise did the Valmora dockworkers accept?",
+        settings=story_index,
+        as_of=date(2025, 10, 26),
     )
     assert result.text.startswith("As of 25 Oct 2025 [1]: "), result.text
     assert result.as_of == "2025-10-26" and result.window is None
     assert result.to_dict()["as_of"] == "2025-10-26"
     windowed = answer(
-        "How many dockworkers walked out at Valmora this week?", settings=story_index, as_of=date(2025, 9, 10)
+        "How many dockworkers walked out at Valmora this week?",
+        settings=story_index,
+        as_of=date(2025, 9, 10),
     )
     assert windowed.window == ("2025-09-04", "2025-09-10")
     assert windowed.text.startswith("Looking at articles from 4-10 Sep 2025."), windowed.text
@@ -172,7 +196,7 @@ def test_recency_decay_prefers_newer_and_never_undated() -> None:
     stored = {"old": _chunk("2023-10-26"), "new": _chunk("2025-10-20"), "nodate": _chunk(None)}
     fused = [("old", 0.0330), ("new", 0.0320), ("nodate", 0.0320)]
     as_of = date(2025, 10, 26)
-    assert [i for i, _ in _decayed(fused, stored, as_of, 0.5)][0] == "new"
+    assert next(i for i, _ in _decayed(fused, stored, as_of, 0.5)) == "new"
     tie = {"a": _chunk(None), "b": _chunk("2000-01-01")}
     assert [i for i, _ in _decayed([("a", 0.03), ("b", 0.03)], tie, as_of, 0.5)] == ["b", "a"]
     assert Settings(recency=0).recency == 0
@@ -220,7 +244,9 @@ def test_ui_as_of_option_reaches_the_answer_call(tmp_path: Path) -> None:
     assert calls[0]["as_of"] == date(2025, 9, 21)
     list(handlers.ask("q", [], handlers.ChatOptions(), Settings(home=tmp_path), stream))
     assert calls[1]["as_of"] is None  # empty: the API's default, today
-    updates = list(handlers.ask("q", [], handlers.ChatOptions(as_of="soon"), Settings(home=tmp_path), stream))
+    updates = list(
+        handlers.ask("q", [], handlers.ChatOptions(as_of="soon"), Settings(home=tmp_path), stream)
+    )
     assert "As of: 'soon' is not a date; use YYYY-MM-DD" in updates[-1][0][-1]["content"]
     assert len(calls) == 2  # nothing was asked with a bad date
 
@@ -231,7 +257,9 @@ def test_since_an_event_is_said_to_be_unresolved() -> None:
 
     cite = Citation(1, "a", "T", None, "2025-09-05", None, "Q.", "c", 0, 2, 1.0)
     result = date_answer(
-        Answer("What changed since the summit?", "Q. [1]", True, [cite]), as_of=date(2025, 10, 1), window=None
+        Answer("What changed since the summit?", "Q. [1]", True, [cite]),
+        as_of=date(2025, 10, 1),
+        window=None,
     )
     assert "“since the summit” names no date" in result.text
     assert "As of 5 Sep 2025 [1]: Q. [1]" in result.text

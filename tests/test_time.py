@@ -247,7 +247,7 @@ def test_ui_as_of_option_reaches_the_answer_call(tmp_path: Path) -> None:
     updates = list(
         handlers.ask("q", [], handlers.ChatOptions(as_of="soon"), Settings(home=tmp_path), stream)
     )
-    assert "As of: 'soon' is not a date; use YYYY-MM-DD" in updates[-1][0][-1]["content"]
+    assert "As of: &#x27;soon&#x27; is not a date" in updates[-1][0][-1]["content"]
     assert len(calls) == 2  # nothing was asked with a bad date
 
 

@@ -61,6 +61,8 @@ def date_answer(
     """``answer`` with its as-of date, window and dated text (or both sides of a change)."""
     dated = replace(answer, as_of=as_of.isoformat(), window=window.as_strings() if window else None)
     note = window_note(window, None if window else event_since(query or answer.question))
+    if window and docs and not any(_inside(d.metadata.get("published"), window) for d in docs):
+        note = f"No article from {window.label()} was found; these are from other dates."
     if not answer.answered or not answer.citations:
         text = f"{answer.text} {note}".strip() if note else answer.text
         return replace(dated, text=text)
@@ -76,6 +78,10 @@ def date_answer(
     first = answer.citations[0]
     body = f"As of {published_label(first.published)} [{first.n}]: {answer.text}"
     return replace(dated, text=f"{note} {body}".strip())
+
+
+def _inside(published: str | None, window: DateWindow) -> bool:
+    return bool(published) and window.start.isoformat() <= str(published) <= window.end.isoformat()
 
 
 def _changed(

@@ -263,3 +263,25 @@ def test_since_an_event_is_said_to_be_unresolved() -> None:
     )
     assert "“since the summit” names no date" in result.text
     assert "As of 5 Sep 2025 [1]: Q. [1]" in result.text
+
+
+def test_an_empty_window_is_said_to_be_empty() -> None:
+    """A window with no retrieved article must not read as if the answer came from it."""
+    from langchain_core.documents import Document
+
+    from assistant.dates import resolve
+    from assistant.timeline import date_answer
+    from assistant.types import Citation
+
+    cite = Citation(1, "a", "T", None, "2025-09-05", None, "Q.", "c", 0, 2, 1.0)
+    docs = [Document("Q.", metadata={"published": "2025-09-05"})]
+    as_of = date(2025, 10, 26)
+    window = resolve("this week", as_of)
+    result = date_answer(
+        Answer("What happened this week?", "Q. [1]", True, [cite]),
+        as_of=as_of,
+        window=window,
+        docs=docs,
+    )
+    assert result.text.startswith("No article from 20-26 Oct 2025 was found"), result.text
+    assert "As of 5 Sep 2025 [1]: Q. [1]" in result.text

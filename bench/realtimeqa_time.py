@@ -99,15 +99,16 @@ def retrieval_grid(
         hit1 = rr = future = newer = 0.0
         for q in questions:
             day = question_day(q)
-            retriever = HybridRetriever(
-                index=index,
-                k=10,
-                as_of=day,
-                recency=weight,
-                date_window=mode,  # type: ignore[arg-type]
-            )
             if mode == "none":  # the state before issue 13: no as-of, no window, no recency
                 retriever = HybridRetriever(index=index, k=10)
+            else:
+                retriever = HybridRetriever(
+                    index=index,
+                    k=10,
+                    as_of=day,
+                    recency=weight,
+                    date_window=mode,  # type: ignore[arg-type]
+                )
             docs = retriever.invoke(q["question"])
             ranked = list(dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs))
             ranked = [d for d in ranked if d]

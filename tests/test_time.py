@@ -285,3 +285,12 @@ def test_an_empty_window_is_said_to_be_empty() -> None:
     )
     assert result.text.startswith("No article from 20-26 Oct 2025 was found"), result.text
     assert "As of 5 Sep 2025 [1]: Q. [1]" in result.text
+
+
+def test_cli_as_of_must_be_a_date(capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["ask", "Who is the chief executive?", "--as-of", "soon"])
+    assert exc.value.code == 2
+    assert "'soon' is not a date; use YYYY-MM-DD" in capsys.readouterr().err

@@ -113,8 +113,11 @@ def answer(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    as_of: date | None = None,
 ) -> Answer:
-    """Answer ``question`` from the indexed articles, with citations (or a clear decline)."""
+    """Answer ``question`` from the indexed articles, with citations (or a clear decline).
+
+    ``as_of`` (default today): answer as on that day; nothing published after it is used."""
     result: Answer | None = None
     for event in stream_answer(
         question,
@@ -125,6 +128,7 @@ def answer(
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        as_of=as_of,
     ):
         if isinstance(event, Answer):
             result = event
@@ -142,6 +146,7 @@ def stream_answer(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    as_of: date | None = None,
 ) -> Iterator[str | Answer]:
     """Yield the answer text as it is produced (``str`` deltas), then the final ``Answer``."""
     from assistant.chain import run_chain
@@ -158,6 +163,7 @@ def stream_answer(
             sources=sources,
             published_after=published_after,
             published_before=published_before,
+            as_of=as_of,
         )
 
 

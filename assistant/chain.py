@@ -18,6 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from assistant.retrieval import HybridRetriever
+from assistant.timeline import date_answer
 from assistant.types import NO_ANSWER, Answer, Citation
 
 log = logging.getLogger(__name__)
@@ -155,22 +156,40 @@ def build_chain(
     published_after: date | None = None,
     published_before: date | None = None,
     answerer: str = "extractive",
+    as_of: date | None = None,
 ) -> Runnable:
     """Input: ``{"question": str, "history": [...]}``; output: ``AnswerDelta`` chunks.
 
     ``answerer`` picks the extractive reader when no ``llm`` is given: ``"extractive"`` (the
     sentence scorer) or ``"fitted"`` (``assistant.reader``: question analysis and a fitted
     candidate model). Both return the same ``Answer``; the setting exists so they can be
-    measured side by side on the same index (``ASSISTANT_ANSWERER``).
+    measured side by side on the same index (``ASSISTANT_ANSWERER``). ``as_of`` (default
+    today): nothing published after it is retrieved; see assistant/dates.py.
     """
+    as_of = as_of or date.today()
     retriever = HybridRetriever(
         index=index,
         k=k,
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        as_of=as_of,
+        recency=getattr(index.settings, "recency", 0.0),
+        date_window=getattr(index.settings, "date_window", "off"),
     )
     read_answer = _extractive_reader(index, answerer)
+
+    def dated(answer: Answer, query: str, docs: list[Document]) -> Answer:
+        # The changed-story check re-reads the passages extractively, so only in that mode; an
+        # LLM is told by its prompt to give both dated answers itself.
+        return date_answer(
+            answer,
+            as_of=as_of,
+            window=retriever.window_for(query),
+            docs=docs,
+            answer_fn=(lambda q, d: read_answer(q, d)[:3]) if llm is None else None,
+            query=query,
+        )
 
     def condense(inputs: dict[str, Any]) -> str:
         history = normalise_history(inputs.get("history"))
@@ -188,8 +207,13 @@ def build_chain(
         if llm is None:
             text, citations, answered, short = read_answer(inputs["query"], docs)
             text = defang_quotes(text, citations)
-            yield AnswerDelta(text)
-            yield AnswerDelta("", Answer(question, text, answered, citations, "extractive", short))
+            final = dated(
+                Answer(question, text, answered, citations, "extractive", short),
+                inputs["query"],
+                docs,
+            )
+            yield AnswerDelta(final.text)
+            yield AnswerDelta("", final)
             return
         from assistant.llm import check_markers, stream_llm_answer
 
@@ -211,7 +235,9 @@ def build_chain(
             text = NO_ANSWER
         if not answered:  # a decline shows the closest passages instead
             citations = _llm_citations(docs, list(range(1, min(3, len(docs)) + 1)))
-        yield AnswerDelta("", Answer(question, text, answered, citations, "llm"))
+        yield AnswerDelta(
+            "", dated(Answer(question, text, answered, citations, "llm"), inputs["query"], docs)
+        )
 
     return (
         RunnablePassthrough.assign(query=RunnableLambda(condense).with_config(run_name="condense"))
@@ -229,6 +255,7 @@ def run_chain(
     sources: list[str] | None = None,
     published_after: date | None = None,
     published_before: date | None = None,
+    as_of: date | None = None,
 ) -> Iterator[str | Answer]:
     """Validate the question, run the chain, yield text deltas then the final Answer."""
     from assistant.questions import clean_question
@@ -247,6 +274,7 @@ def run_chain(
         published_after=published_after,
         published_before=published_before,
         answerer=getattr(index.settings, "answerer", "extractive"),
+        as_of=as_of,
     )
     final: Answer | None = None
     for delta in chain.stream({"question": question, "history": history or []}):

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from importlib.resources import files
 from typing import Any
 
@@ -130,6 +131,11 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     p.add_argument("--llm", help="answer with an LLM: ollama:MODEL, openai:MODEL, llamacpp:PATH")
     p.add_argument("--source", action="append", dest="sources", help="only this source")
+    p.add_argument(
+        "--as-of",
+        type=_iso_day,
+        help="answer as on this day (YYYY-MM-DD, default today): later articles are not used",
+    )
 
     p = sub.add_parser("ui", parents=[common], help="open the chat UI in the browser")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -154,6 +160,14 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
             p.description = module.__doc__
             module.add_arguments(p)
     return parser
+
+
+def _iso_day(text: str) -> date:
+    """An ``--as-of`` value: a calendar day, or a clear error naming the expected form."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -235,7 +249,9 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.api import answer
 
-    result = answer(args.question, settings=settings, k=args.k, sources=args.sources)
+    result = answer(
+        args.question, settings=settings, k=args.k, sources=args.sources, as_of=args.as_of
+    )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
@@ -243,7 +259,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if result.citations:
         print("\nSources:" if result.answered else "\nClosest passages:")
     for c in result.citations:
-        meta = ", ".join(x for x in (c.source, c.published) if x)
+        meta = ", ".join(x for x in (c.source, c.published or "date unknown") if x)
         print(_printable(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else "")))
         print(f'    "{_printable(c.quote, lines=True)}"')
     return 0

@@ -2,23 +2,33 @@
 
 Only committed chunks are returned (vectors of an article whose sync died are ignored), with
 the metadata a citation needs. Optional filters on source and publication date.
+
+Time (issue 13): ``as_of`` drops every article published after it (undated ones stay: nothing
+shows they are from the future). A date in the question ("this week") becomes a window that the
+``date_window`` mode either prefers (its own hybrid ranking joins the fusion, so in-window
+passages rank up without hiding everything else) or filters. A question about the current
+state ("who is", "latest") scales fused scores by Onyx's age decay ``max(1 / (1 + recency *
+age_years), 0.5)``; an undated article gets the floor, so it never wins a recency tie.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from assistant.dates import DateWindow, asks_current, resolve
 from assistant.fusion import reciprocal_rank_fusion
 from index.catalog import StoredChunk
 from index.search import ChunkFilter, ChunkSearch
 
 CONTEXT_CHARS = 400  # article text kept around a chunk: pronouns, and the quote's paragraph
+DECAY_FLOOR = 0.5  # Onyx's floor: an old (or undated) article keeps half its score
 
 
 class HybridRetriever(BaseRetriever):
@@ -33,6 +43,9 @@ class HybridRetriever(BaseRetriever):
     sources: list[str] | None = None
     published_after: date | None = None
     published_before: date | None = None
+    as_of: date | None = None
+    recency: float = 0.0
+    date_window: Literal["prefer", "filter", "off"] = "off"
 
     @property
     def filter(self) -> ChunkFilter:
@@ -41,25 +54,75 @@ class HybridRetriever(BaseRetriever):
             sources=tuple(self.sources or ()),
             published_after=self.published_after,
             published_before=self.published_before,
+            as_of=self.as_of,
         )
+
+    def window_for(self, query: str) -> DateWindow | None:
+        """The date window the query names, resolved against the as-of date (None: none, or
+        windows are off). The chain shows the same window with the answer."""
+        if self.date_window == "off":
+            return None
+        return resolve(query, self.as_of or date.today())
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         store: ChunkSearch = self.index
         where = self.filter
-        dense = store.search_dense(query, self.fetch_k, where)
-        lexical = store.search_lexical(query, self.fetch_k * 2)
-        stored = store.fetch([i for i, _ in dense] + [i for i, _ in lexical], where)
-        dense_ids = [i for i, _ in dense if i in stored]
-        lexical_ids = [i for i, _ in lexical if i in stored][: self.fetch_k]
-        fused = reciprocal_rank_fusion([dense_ids, lexical_ids])
-        dense_score = dict(dense)
-        lexical_score = dict(lexical)
+        rankings, stored, dense_score, lexical_score = _hybrid(store, query, where, self.fetch_k)
+        window = self.window_for(query)
+        if window is not None:
+            inside = replace(
+                where,
+                published_after=max(window.start, where.published_after or window.start),
+                published_before=min(window.end, where.published_before or window.end),
+            )
+            w_rankings, w_stored, w_dense, w_lexical = _hybrid(store, query, inside, self.fetch_k)
+            if self.date_window == "filter" and w_stored:
+                rankings, stored = w_rankings, w_stored
+            else:  # prefer; or filter with nothing in the window: say so, show the rest
+                rankings = rankings + w_rankings
+                stored |= w_stored
+            dense_score |= w_dense
+            lexical_score |= w_lexical
+        fused = reciprocal_rank_fusion(rankings)
+        if self.recency > 0 and asks_current(query):
+            fused = _decayed(fused, stored, self.as_of or date.today(), self.recency)
         return [
             _to_document(stored[i], score, dense_score.get(i), lexical_score.get(i))
             for i, score in _distinct(fused, stored)[: self.k]
         ]
+
+
+def _hybrid(
+    store: ChunkSearch, query: str, where: ChunkFilter, fetch_k: int
+) -> tuple[list[list[str]], dict[str, StoredChunk], dict[str, float], dict[str, float]]:
+    """Dense and lexical rankings of the committed chunks passing ``where`` (both sides apply
+    the same filter: Chroma's ``where`` for dense, the catalog check for both on fetch)."""
+    dense = store.search_dense(query, fetch_k, where)
+    lexical = store.search_lexical(query, fetch_k * 2)
+    stored = store.fetch([i for i, _ in dense] + [i for i, _ in lexical], where)
+    dense_ids = [i for i, _ in dense if i in stored]
+    lexical_ids = [i for i, _ in lexical if i in stored][:fetch_k]
+    return [dense_ids, lexical_ids], stored, dict(dense), dict(lexical)
+
+
+def _decayed(
+    fused: list[tuple[str, float]], stored: dict[str, StoredChunk], as_of: date, weight: float
+) -> list[tuple[str, float]]:
+    """Fused scores times the age decay, re-sorted; undated articles take the floor and lose
+    every tie to a dated one."""
+    out = []
+    for chunk_id, score in fused:
+        published = stored[chunk_id].article.published
+        if published:
+            age_years = max((as_of - date.fromisoformat(published)).days, 0) / 365.25
+            factor = max(1.0 / (1.0 + weight * age_years), DECAY_FLOOR)
+        else:
+            factor = DECAY_FLOOR
+        out.append((chunk_id, score * factor, not published))
+    out.sort(key=lambda item: (-item[1], item[2], item[0]))
+    return [(chunk_id, score) for chunk_id, score, _ in out]
 
 
 def _distinct(

@@ -47,6 +47,10 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     mode: str = "extractive"
     short: str | None = None
+    #: The date the answer was given as of (ISO), and the window a date in the question named
+    #: (ISO start, end; None when it named none). See assistant/dates.py.
+    as_of: str | None = None
+    window: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,5 +59,7 @@ class Answer:
             "answered": self.answered,
             "short": self.short,
             "mode": self.mode,
+            "as_of": self.as_of,
+            "window": list(self.window) if self.window else None,
             "citations": [asdict(c) for c in self.citations],
         }

@@ -150,6 +150,29 @@ def parse_date(value: object) -> date | None:
     return None
 
 
+# A news dateline that carries a year: "WASHINGTON, Oct. 24, 2025 (Reuters) -",
+# "LONDON, 24 October 2025 -", "Oct 24, 2025 —". A yearless one ("Oct 24 (Reuters)") names no
+# date by itself and is left alone: guessing the year would date an old story as new.
+_DATELINE = re.compile(
+    r"\A\s*(?:[A-Z][A-Za-z.'-]*(?:[ -][A-Z][A-Za-z.'-]*){0,3},\s*)?"
+    r"(?P<date>(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+|\d{1,2}\s+[A-Z][a-z]{2,8}\.?,?\s+)\d{4})"
+    r"\s*(?:\([^)\n]{1,40}\)\s*)?[-\u2013\u2014:]"
+)
+
+
+def dateline_date(text: str) -> date | None:
+    """The date of a dateline that opens ``text``, or None (see ``_DATELINE``)."""
+    match = _DATELINE.match(text[:160])
+    if not match:
+        return None
+    found = re.sub(r"\s+", " ", match.group("date").replace(".", "")).replace(" ,", ",")
+    for variant in (found, found.replace(",", ""), found.replace("Sept", "Sep")):
+        day = parse_date(variant)
+        if day is not None:
+            return day
+    return None
+
+
 def _iso_date(text: str) -> date:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise ValueError(text)

@@ -13,7 +13,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ from trafilatura.settings import Document
 from index.decoding import (
     coerce_author,
     coerce_str,
+    dateline_date,
     decode_text,
     parse_date,
     sniff_html_charset,
@@ -371,6 +372,13 @@ def load_file(path: Path, *, max_bytes: int) -> LoadResult:
     return _gather(read_source(path, max_bytes=max_bytes).stream())
 
 
+def _dated(record: Record) -> Record:
+    """An article with no date from metadata takes the one in its opening dateline, if any."""
+    if isinstance(record, Article) and record.published is None:
+        return replace(record, published=dateline_date(record.text))
+    return record
+
+
 def guarded_stream(origin: str, records: Iterator[Record]) -> Iterator[Record]:
     """One malformed source must fail alone: parser crashes become a LoadError for it."""
     while True:
@@ -384,7 +392,7 @@ def guarded_stream(origin: str, records: Iterator[Record]) -> Iterator[Record]:
             raise LoadError(origin, "nested too deeply to parse") from exc
         except Exception as exc:
             raise LoadError(origin, f"could not parse ({type(exc).__name__}: {exc})") from exc
-        yield record
+        yield _dated(record)
 
 
 def load_url(

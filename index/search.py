@@ -25,16 +25,19 @@ class ChunkFilter:
     """Restrict a search to some sources and a publication window (both ends inclusive).
 
     An article without a known date is outside any window: a date filter asks for articles
-    known to fall in it.
+    known to fall in it. ``as_of`` is different: it drops only articles known to be published
+    after it, so undated articles stay (nothing shows they are from the future; the store
+    keeps their date as 0, which Chroma's ``$lte`` lets through).
     """
 
     sources: tuple[str, ...] = ()
     published_after: date | None = None
     published_before: date | None = None
+    as_of: date | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not (self.sources or self.published_after or self.published_before)
+        return not (self.sources or self.published_after or self.published_before or self.as_of)
 
     def where(self) -> dict[str, Any] | None:
         """The filter as a Chroma ``where`` clause (None when nothing is filtered)."""
@@ -45,6 +48,8 @@ class ChunkFilter:
             clauses.append({"published": {"$gte": date_key(self.published_after)}})
         if self.published_before:
             clauses.append({"published": {"$lte": date_key(self.published_before)}})
+        if self.as_of:
+            clauses.append({"published": {"$lte": date_key(self.as_of)}})
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -53,6 +58,8 @@ class ChunkFilter:
         """True when the chunk's article passes the filter (checked against the catalog)."""
         article = chunk.article
         if self.sources and (article.source or "") not in self.sources:
+            return False
+        if self.as_of and article.published and date.fromisoformat(article.published) > self.as_of:
             return False
         if self.published_after is None and self.published_before is None:
             return True

@@ -298,7 +298,7 @@ def test_streamed_fragments_send_only_the_chat(tmp_path: Path, monkeypatch: Any)
     calls: list[int] = []
     original = render.answer_html
     monkeypatch.setattr(render, "answer_html", lambda *a: calls.append(1) or original(*a))
-    updates = list(ask.fn("Now?", earlier, 5, "extractive", [], "", ""))
+    updates = list(ask.fn("Now?", earlier, 5, "extractive", [], "", "", ""))
     middle = updates[1:-1]
     assert len(middle) == 3
     assert all(u[1] == gr.skip() and u[2] == gr.skip() and u[3] == gr.skip() for u in middle)

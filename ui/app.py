@@ -135,6 +135,12 @@ def build_app(settings: Settings) -> gr.Blocks:
                         before = gr.Textbox(
                             label="Published on or before", placeholder="YYYY-MM-DD"
                         )
+                        as_of = gr.Textbox(
+                            label="Answer as of",
+                            placeholder="YYYY-MM-DD (empty: today)",
+                            info="Articles published later are not used.",
+                            elem_id="aa-as-of",
+                        )
             with gr.Tab("Add articles", id="add"):
                 gr.Markdown(
                     f"Upload article files ({suffixes}; at most "
@@ -178,8 +184,11 @@ def build_app(settings: Settings) -> gr.Blocks:
             srcs: list[str] | None,
             after_: str,
             before_: str,
+            as_of_: str,
         ) -> Iterator[tuple[Any, ...]]:
-            options = handlers.ChatOptions(int(k_), mode_, list(srcs or []), after_, before_)
+            options = handlers.ChatOptions(
+                int(k_), mode_, list(srcs or []), after_, before_, as_of_
+            )
             first = True
             refresh_s = settings.ui_stream_refresh_s
             for messages, panel, new_state in handlers.ask(
@@ -195,7 +204,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                 )
                 first = False
 
-        ask_inputs = [question, turns, k, mode, source_filter, after, before]
+        ask_inputs = [question, turns, k, mode, source_filter, after, before, as_of]
         ask_outputs = [chatbot, sources, turns, question]
         question.submit(on_ask, ask_inputs, ask_outputs, show_progress="hidden")
         ask_btn.click(on_ask, ask_inputs, ask_outputs, show_progress="hidden")

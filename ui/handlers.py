@@ -52,6 +52,7 @@ class ChatOptions:
     sources: list[str] = field(default_factory=list)
     published_after: str = ""
     published_before: str = ""
+    as_of: str = ""  # answer as on this day (empty: today); nothing later is used
 
 
 def parse_date(text: str | None, label: str) -> date | None:
@@ -126,6 +127,7 @@ def ask(
     try:
         after = parse_date(options.published_after, "Published after")
         before = parse_date(options.published_before, "Published before")
+        as_of = parse_date(options.as_of, "As of")
         events = stream(
             question,
             history,
@@ -135,6 +137,7 @@ def ask(
             sources=options.sources or None,
             published_after=after,
             published_before=before,
+            as_of=as_of,
         )
         shown = float("-inf")
         for event in events:

@@ -72,32 +72,58 @@ def bbc_docs(cache_dir: Path) -> list[Doc]:
 
 
 def synthetic_docs(cache_dir: Path, n: int, seed: int = 0) -> list[Doc]:
-    from synth_corpus import article_text, read_pool
-
-    from index.records import Article
-
-    cache = cache_dir / f"synth-{n}-{seed}.json"
-    if cache.exists():
-        return _docs([], cache)
-    pool, rng = read_pool(BBC), random.Random(seed)
-    arts = []
+    """``n`` new articles made of real BBC chunks: each copies a real article's chunk count,
+    takes a real headline and fills every slot with a random real chunk. Chunk texts keep the
+    real size and vocabulary without running the chunker over a 10x corpus (slow on 2 cores)."""
+    bbc = bbc_docs(cache_dir)
+    pool = [c[1] for d in bbc for c in d[2]]
+    rng = random.Random(seed)
+    out: list[Doc] = []
     for i in range(n):
-        title, _, body = article_text(pool, rng).partition("\n\n")
-        arts.append(Article(title=title, text=body.strip(), origin=f"synth/{i:06d}.txt"))
-    return _docs(arts, cache)
+        _, title, shape = rng.choice(bbc)
+        chunks = [rng.choice(pool) for _ in shape]
+        out.append(
+            (
+                f"synth/{seed}/{i:06d}.txt",
+                title,
+                [(f"s{i}:{k}", t, 0, len(t)) for k, t in enumerate(chunks)],
+            )
+        )
+    return out
 
 
-def rtqa_docs(cache_dir: Path) -> list[Doc]:
-    from index.records import Article
-
-    arts = []
+def rtqa_docs(cache_dir: Path, words: int = 95) -> list[Doc]:
+    """RealTime QA's 3,786 articles, sentences packed up to ``words`` words a chunk (about the
+    chunker's 128 word pieces; the real sentence splitter and chunker over 5.7M words take
+    about 15 minutes on 2 cores, so sentences here end at . ! ? or a line break)."""
+    out: list[Doc] = []
     with gzip.open(RTQA / "articles.jsonl.gz", "rt", encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
-            if row.get("text", "").strip():
-                title = row.get("title") or ""
-                arts.append(Article(title=title, text=row["text"].strip(), origin=row["doc_id"]))
-    return _docs(arts, cache_dir / "rtqa.json")
+            text = (row.get("text") or "").strip()
+            if not text:
+                continue
+            chunks, start, used, prev_end = [], None, 0, 0
+            for m in re.finditer(r"[^.!?\n]+[.!?]*", text):
+                a, b = m.span()
+                count = len(text[a:b].split())
+                if start is not None and used + count > words:
+                    chunks.append((start, prev_end))
+                    start, used = None, 0
+                start = a if start is None else start
+                used += count
+                prev_end = b
+            if start is not None:
+                chunks.append((start, prev_end))
+            doc = row["doc_id"]
+            out.append(
+                (
+                    doc,
+                    row.get("title") or "",
+                    [(f"{doc}:{k}", text[a:b], a, b) for k, (a, b) in enumerate(chunks)],
+                )
+            )
+    return out
 
 
 # --- tokenizers ------------------------------------------------------------------------------
@@ -123,22 +149,26 @@ def old_tokenize(text: str) -> list[str]:
     return [stem(t) for t in _OLD_TOKEN.findall(text.lower()) if t not in _STOPWORDS]
 
 
+def snowball_tokenize(text: str) -> list[str]:
+    """Ours, then the Snowball English stemmer (PyStemmer) on words of letters only."""
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    return [stemmer.stemWord(t) if t.isalpha() else t for t in _ORIGINAL_TOKENIZE(text)]
+
+
 def use_tokenizer(name: str) -> Callable[[str], list[str]]:
-    """Point index.lexical at a tokenizer: 'snowball' (ours), 'none' (no stemming), 'old'."""
+    """Point index.lexical at a tokenizer: 'none' (ours: no stemming), 'snowball', 'old'."""
     from index import lexical
 
-    lexical.stem.cache_clear() if hasattr(lexical.stem, "cache_clear") else None
-    if name == "old":
-        lexical.tokenize = old_tokenize  # type: ignore[assignment]
-    else:
-        lexical.tokenize = _ORIGINAL_TOKENIZE
-        lexical.stem = _ORIGINAL_STEM if name == "snowball" else (lambda t: t)  # type: ignore
+    chosen = {"none": _ORIGINAL_TOKENIZE, "snowball": snowball_tokenize, "old": old_tokenize}
+    lexical.tokenize = chosen[name]  # type: ignore[assignment]
     return lexical.tokenize
 
 
 from index import lexical as _lexical  # noqa: E402
 
-_ORIGINAL_TOKENIZE, _ORIGINAL_STEM = _lexical.tokenize, _lexical.stem
+_ORIGINAL_TOKENIZE = _lexical.tokenize
 
 
 # --- engines ---------------------------------------------------------------------------------
@@ -310,7 +340,7 @@ def engine_terms(query: str) -> list[str]:
 
 def speed(engine_name: str, docs: list[Doc], work: Path, changes: int) -> dict[str, Any]:
     items = _articles(docs)
-    spare = _articles(synthetic_docs(work.parent, 20, seed=99))[-changes:]  # new articles to swap in
+    spare = _articles(synthetic_docs(work.parent, 20, seed=99))[-changes:]  # swapped in
     engine = ENGINES[engine_name](work)
     t0 = time.perf_counter()
     engine.build(items)
@@ -360,7 +390,7 @@ def bbc_quality(engine: Any, docs: list[Doc]) -> tuple[float, float]:
             by_chunk[cid] = (origin, text, a, b)
     # Chunk ids in the engines are those of _articles (ids from joined text): map by position.
     pos = {}
-    for (art, chunks), (_, _, orig) in zip(_articles(docs), docs, strict=True):
+    for (_art, chunks), (_, _, orig) in zip(_articles(docs), docs, strict=True):
         for c, o in zip(chunks, orig, strict=True):
             pos[c.id] = o[0]
     ranks = []
@@ -384,7 +414,7 @@ def _recall_mrr(ranks: list[int | None]) -> tuple[float, float]:
 
 def rtqa_quality(engine: Any, docs: list[Doc]) -> tuple[float, float]:
     origin_of = {}
-    for (art, chunks), (origin, _, _) in zip(_articles(docs), docs, strict=True):
+    for (_art, chunks), (origin, _, _) in zip(_articles(docs), docs, strict=True):
         for c in chunks:
             origin_of[c.id] = origin
     ranks = []
@@ -398,9 +428,12 @@ def rtqa_quality(engine: Any, docs: list[Doc]) -> tuple[float, float]:
     return _recall_mrr(ranks)
 
 
-def quality(engines: list[str], tokenizers: list[str], work: Path) -> list[dict[str, Any]]:
+def quality(
+    engines: list[str], tokenizers: list[str], work: Path, only: Sequence[str]
+) -> list[dict[str, Any]]:
     out = []
-    for corpus, load, score in [("bbc-dev", bbc_docs, bbc_quality), ("rtqa", rtqa_docs, rtqa_quality)]:
+    sets = [("bbc-dev", bbc_docs, bbc_quality), ("rtqa", rtqa_docs, rtqa_quality)]
+    for corpus, load, score in [s for s in sets if s[0] in only]:
         docs = load(work)
         for tok in tokenizers:
             use_tokenizer(tok)
@@ -411,10 +444,17 @@ def quality(engines: list[str], tokenizers: list[str], work: Path) -> list[dict[
                 recall, mrr = score(engine, docs)
                 engine.close()
                 shutil.rmtree(folder, ignore_errors=True)
-                out.append({"set": corpus, "tokenizer": tok, "engine": name, "recall@5": recall,
-                            "mrr@10": mrr})
+                out.append(
+                    {
+                        "set": corpus,
+                        "tokenizer": tok,
+                        "engine": name,
+                        "recall@5": recall,
+                        "mrr@10": mrr,
+                    }
+                )
                 print(json.dumps(out[-1]), flush=True)
-        use_tokenizer("snowball")
+        use_tokenizer("none")
     return out
 
 
@@ -422,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scale", type=float, nargs="*", default=[1.0])
     p.add_argument("--engines", nargs="+", default=list(ENGINES))
-    p.add_argument("--tokenizers", nargs="+", default=["snowball", "none", "old"])
+    p.add_argument("--tokenizers", nargs="+", default=["none", "snowball", "old"])
     p.add_argument("--quality", action="store_true", help="also score retrieval quality")
+    p.add_argument("--sets", nargs="+", default=["bbc-dev", "rtqa"], help="quality sets")
     p.add_argument("--changes", type=int, default=5, help="one-article changes to time")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lexical-bench")
     p.add_argument("--extra-path", action="append", default=[], help="where tantivy etc. live")
@@ -431,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.extend(args.extra_path)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.quality:
-        quality(args.engines, args.tokenizers, args.work)
+        quality(args.engines, args.tokenizers, args.work, args.sets)
     bbc = bbc_docs(args.work)
     for factor in args.scale:
         docs = bbc if factor == 1 else synthetic_docs(args.work, round(len(bbc) * factor))
@@ -439,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.work / f"speed-{name}-{factor}"
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            print(json.dumps({"scale": factor, **speed(name, docs, folder, args.changes)}), flush=True)
+            print(
+                json.dumps({"scale": factor, **speed(name, docs, folder, args.changes)}), flush=True
+            )
             shutil.rmtree(folder, ignore_errors=True)
     return 0
 

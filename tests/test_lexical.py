@@ -13,8 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +25,22 @@ from index.records import Article, Chunk
 from index.store import Index
 from index.sync import sync
 
-from .reliability_support import ROOT, child_env, cli_command
+from .reliability_support import ROOT, child_env, cli_command, read_while_writing
 
-WORDS = "minister bank rate growth league match film award phone market court vote".split()
+WORDS = [
+    "minister",
+    "bank",
+    "rate",
+    "growth",
+    "league",
+    "match",
+    "film",
+    "award",
+    "phone",
+    "market",
+    "court",
+    "vote",
+]
 
 
 def _commit(catalog: Catalog, title: str, text: str, origin: str) -> Article:
@@ -99,20 +112,69 @@ def test_stop_words_only_and_a_long_paste(small: LexicalIndex) -> None:
     paste = " ".join(random.Random(1).choice([*WORDS, "the", "of", "said"]) for _ in range(200))
     hits = small.search(paste, 5)
     assert 0 < len(hits) <= 5
-    assert small.idf("minister") > 0 and small.idf("nosuchterm") == 0.0
+    assert small.idf(tokenize("minister")[0]) > 0 and small.idf("nosuchterm") == 0.0
 
 
 def test_replacing_and_removing_an_article_updates_the_index(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "catalog.sqlite")
     lex = LexicalIndex(catalog)
     old = _commit(catalog, "Zebra", "The zebra crossing story, told twice over.", "z.txt")
-    assert [i for i, _ in lex.search("zebra", 5)][0].startswith(old.id)
+    assert next(i for i, _ in lex.search("zebra", 5)).startswith(old.id)
     new = Article(title="Okapi", text="The okapi story instead.", origin="z.txt")
     catalog.commit_article(new, [Chunk(new.id, 0, new.text, 0, len(new.text))], "z.txt", old.id)
     assert lex.search("zebra", 5) == []
     assert lex.chunk_ids() == {f"{new.id}:0"} == catalog.chunk_ids()
     catalog.remove_article(new.id)
     assert lex.search("okapi", 5) == [] and lex.chunk_ids() == set()
+
+
+# --- one index shared by threads while articles commit ----------------------------------------
+def test_threads_sharing_one_index_while_articles_commit(tmp_path: Path) -> None:
+    """Four threads search one LexicalIndex while a fifth commits 150 articles, one per
+    transaction; every hit must be a committed chunk holding the searched marker or word."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    lex = LexicalIndex(catalog, tmp_path / "lexical.pkl")
+    n, done = 150, threading.Event()
+    wrong: list[str] = []
+    errors: list[str] = []
+    searches = [0]
+
+    def write() -> None:
+        rng = random.Random(3)
+        for i in range(n):
+            body = " ".join(rng.choice(WORDS) for _ in range(40))
+            _commit(catalog, f"Note {i}", f"Marker tok{i:04d} here. {body}", f"n{i}.txt")
+        done.set()
+
+    def read(seed: int) -> None:
+        rng = random.Random(seed)
+        while not done.is_set():
+            marker = f"tok{rng.randrange(n):04d}"
+            try:
+                found = [i for i, _ in lex.search(f"{marker} court", 5)]
+                stored = catalog.chunks(found)
+            except Exception as exc:  # any error is what this test looks for
+                errors.append(repr(exc))
+                continue
+            searches[0] += 1
+            for chunk_id in found:
+                text = stored[chunk_id].text if chunk_id in stored else ""
+                if marker not in text and "court" not in text:
+                    wrong.append(f"{marker} -> {chunk_id}")
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=read, args=(s,)) for s in range(4)]
+        threads.append(threading.Thread(target=write))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == [] and wrong == [], (errors[:3], wrong[:3], searches[0])
+    assert searches[0] > 0
 
 
 # --- readers in threads and in another process while a writer syncs ---------------------------
@@ -127,45 +189,6 @@ def _corpus(folder: Path, n: int) -> None:
         )
 
 
-def read_while_writing(home: Path, n: int, stop_file: Path, threads: int) -> dict[str, object]:
-    """Search for article-unique markers until ``stop_file`` exists; every hit must be a
-    committed chunk of the article that holds the marker. Runs in the test and in a child."""
-    settings = Settings(home=home, embedding_model="fake")
-    while (index := Index.open(settings, check=False)) is None:
-        time.sleep(0.01)
-    out: dict[str, list] = {"errors": [], "wrong": [], "searches": [], "hits": []}
-
-    def loop(seed: int) -> None:
-        rng, searches, hits = random.Random(seed), 0, 0
-        while not stop_file.exists():
-            marker = f"tok{rng.randrange(n):04d}"
-            try:
-                found = [i for i, _ in index.lexical.search(f"{marker} minister", 5)]
-                stored = index.catalog.chunks(found)
-            except Exception as exc:  # noqa: BLE001 - any error is what this test looks for
-                out["errors"].append(repr(exc))
-                continue
-            searches += 1
-            for chunk_id in found:
-                chunk = stored.get(chunk_id)
-                if chunk is None:
-                    out["wrong"].append(f"{chunk_id}: not in the catalog")
-                elif marker not in chunk.text and "minister" not in chunk.text:
-                    out["wrong"].append(f"{chunk_id} holds neither {marker} nor minister")
-                elif marker in chunk.text:
-                    hits += 1
-        out["searches"].append(searches)
-        out["hits"].append(hits)
-
-    workers = [threading.Thread(target=loop, args=(s,)) for s in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    index.close()
-    return {k: (sum(v) if k in ("searches", "hits") else v) for k, v in out.items()}
-
-
 def test_readers_in_threads_and_a_process_while_a_writer_syncs(tmp_path: Path) -> None:
     home, docs, stop = tmp_path / "home", tmp_path / "docs", tmp_path / "stop"
     n = 60
@@ -175,13 +198,17 @@ def test_readers_in_threads_and_a_process_while_a_writer_syncs(tmp_path: Path) -
     )
     child_code = (
         "import json, sys; from pathlib import Path; "
-        "from tests.test_lexical import read_while_writing as r; "
+        "from tests.reliability_support import read_while_writing as r; "
         f"print(json.dumps(r(Path({str(home)!r}), {n}, Path({str(stop)!r}), 2)))"
     )
     reader = subprocess.Popen(
-        [sys.executable, "-c", child_code], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE
+        [sys.executable, "-c", child_code],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
     mine = threading.Thread(
         target=lambda: result.update(read_while_writing(home, n, stop, threads=3))
     )
@@ -191,7 +218,8 @@ def test_readers_in_threads_and_a_process_while_a_writer_syncs(tmp_path: Path) -
     finally:
         stop.touch()
         mine.join(timeout=120)
-        child_out, _ = reader.communicate(timeout=120)
+        child_out, child_err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, child_err.decode()[-2000:]
     child = json.loads(child_out.decode().strip().splitlines()[-1])
     for who in (result, child):
         assert who["errors"] == [] and who["wrong"] == []

@@ -345,21 +345,24 @@ def speed(engine_name: str, docs: list[Doc], work: Path, changes: int) -> dict[s
     t0 = time.perf_counter()
     engine.build(items)
     build = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for i in range(changes):
         old = items[len(items) // 2 + i][0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.change(old, spare[i])
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     qs = latency_queries(docs)
     for q in qs[:5]:
         engine.search(q, 60)  # warm (the retriever asks for 60)
-    lat = []
+    lat, lat_cpu = [], []
     for q in qs * 2:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.search(q, 60)
         lat.append((time.perf_counter() - t0) * 1000)
+        lat_cpu.append((time.process_time() - c0) * 1000)
     lat.sort()
+    lat_cpu.sort()
     idf_ms = None
     if isinstance(engine, Fts5):  # the extractive answerer asks idf() of each question term
         terms = [t for q in qs[:50] for t in engine_terms(q)]
@@ -374,8 +377,11 @@ def speed(engine_name: str, docs: list[Doc], work: Path, changes: int) -> dict[s
         "build_s": round(build, 1),
         "change_s_median": round(statistics.median(times), 3),
         "change_s_max": round(max(times), 3),
+        "change_cpu_s_median": round(statistics.median(cpu), 3),
         "query_p50_ms": round(lat[len(lat) // 2], 2),
         "query_p95_ms": round(lat[int(len(lat) * 0.95)], 2),
+        "query_cpu_p50_ms": round(lat_cpu[len(lat_cpu) // 2], 2),
+        "query_cpu_p95_ms": round(lat_cpu[int(len(lat_cpu) * 0.95)], 2),
         "idf_ms": idf_ms,
         "disk_mb": round(sum(p.stat().st_size for p in work.rglob("*") if p.is_file()) / 1e6, 1),
     }

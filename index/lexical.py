@@ -178,6 +178,11 @@ def reindex_all(db: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) ->
     db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_tokenizer', ?)", (TOKENIZER_VERSION,))
 
 
+# A question has a handful of terms; a pasted page has hundreds, and each one makes FTS5 score
+# every chunk it occurs in. Past this many, only the rarest (the ones BM25 weighs most) are used.
+MAX_QUERY_TERMS = 32
+
+
 def match_expression(terms: Iterable[str]) -> str:
     """An FTS5 query that ORs the terms, each quoted: nothing a user types (quotes, AND, NOT,
     NEAR, *, :, ^, parentheses) reaches FTS5's query syntax. Terms never hold a quote."""
@@ -216,7 +221,11 @@ class LexicalIndex:
         """(chunk id, BM25 score) of the best ``k`` chunks for ``query``; [] when no term of the
         query is indexed (a question of stop words only, punctuation)."""
         self.refresh()
-        expression = match_expression(tokenize(query))
+        terms = list(dict.fromkeys(tokenize(query)))
+        if len(terms) > MAX_QUERY_TERMS:
+            freq = {t: self._doc_freq(t) for t in terms}
+            terms = sorted((t for t in terms if freq[t]), key=freq.__getitem__)[:MAX_QUERY_TERMS]
+        expression = match_expression(terms)
         if not expression or k <= 0:
             return []
         rows = self.catalog.read(
@@ -226,6 +235,10 @@ class LexicalIndex:
             (expression, k),
         )
         return [(str(chunk_id), float(score)) for chunk_id, score in rows]
+
+    def _doc_freq(self, term: str) -> int:
+        rows = self.catalog.read("SELECT doc FROM lexical_vocab WHERE term = ?", (term,))
+        return int(rows[0][0]) if rows else 0
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (tokenized) term; 0 for unknown terms."""

@@ -112,6 +112,8 @@ def test_stop_words_only_and_a_long_paste(small: LexicalIndex) -> None:
     paste = " ".join(random.Random(1).choice([*WORDS, "the", "of", "said"]) for _ in range(200))
     hits = small.search(paste, 5)
     assert 0 < len(hits) <= 5
+    # Past MAX_QUERY_TERMS distinct terms only the rarest indexed ones are searched.
+    assert small.search(" ".join(f"filler{i}" for i in range(150)) + " AT&T", 5)
     assert small.idf(tokenize("minister")[0]) > 0 and small.idf("nosuchterm") == 0.0
 
 

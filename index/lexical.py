@@ -197,6 +197,7 @@ class LexicalIndex:
         self._legacy = legacy_pickle
         self._checked = False
         self._lock = threading.Lock()
+        self._counted: tuple[int, int] | None = None
 
     def refresh(self) -> None:
         """Make sure the table is indexed with today's tokenizer (once per catalog: a home
@@ -243,15 +244,20 @@ class LexicalIndex:
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (tokenized) term; 0 for unknown terms."""
         self.refresh()
-        rows = self.catalog.read(
-            "SELECT (SELECT doc FROM lexical_vocab WHERE term = ?), "
-            "(SELECT count(*) FROM lexical_rows)",
-            (term,),
-        )
-        df, n = rows[0]
+        df = self._doc_freq(term)
         if not df:
             return 0.0
+        n = self._count()
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def _count(self) -> int:
+        """Indexed chunks, counted once per catalog revision (a count is a scan of 100k rows)."""
+        revision = self.catalog.revision
+        cached = self._counted
+        if cached is None or cached[0] != revision:
+            cached = (revision, int(self.catalog.read("SELECT count(*) FROM lexical_rows")[0][0]))
+            self._counted = cached
+        return cached[1]
 
     def chunk_ids(self) -> set[str]:
         """Every indexed chunk id (the crash checks compare it with the catalog's)."""

@@ -10,8 +10,8 @@ QA's 206 questions with a gold article. Chunks are the real chunker's; nothing i
     PYTHONPATH=$PWD nice .venv/bin/python bench/lexical.py --scale 1 10 --engines fts5 bm25s \
         tantivy --quality
 
-tantivy and PyStemmer are not project dependencies of the bench: install them with
-``pip install --target DIR tantivy`` and pass ``--extra-path DIR``.
+tantivy and bm25s (the baseline) are not project dependencies: install them with
+``pip install --target DIR tantivy bm25s`` and pass ``--extra-path DIR``.
 """
 
 from __future__ import annotations
@@ -149,19 +149,16 @@ def old_tokenize(text: str) -> list[str]:
     return [stem(t) for t in _OLD_TOKEN.findall(text.lower()) if t not in _STOPWORDS]
 
 
-def snowball_tokenize(text: str) -> list[str]:
-    """Ours, then the Snowball English stemmer (PyStemmer) on words of letters only."""
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer("english")
-    return [stemmer.stemWord(t) if t.isalpha() else t for t in _ORIGINAL_TOKENIZE(text)]
+def unstemmed_tokenize(text: str) -> list[str]:
+    """Ours without the Snowball stemmer."""
+    return _ORIGINAL_TOKENIZE(text, stemmed=False)
 
 
 def use_tokenizer(name: str) -> Callable[[str], list[str]]:
-    """Point index.lexical at a tokenizer: 'none' (ours: no stemming), 'snowball', 'old'."""
+    """Point index.lexical at a tokenizer: 'snowball' (ours), 'none' (no stemming), 'old'."""
     from index import lexical
 
-    chosen = {"none": _ORIGINAL_TOKENIZE, "snowball": snowball_tokenize, "old": old_tokenize}
+    chosen = {"snowball": _ORIGINAL_TOKENIZE, "none": unstemmed_tokenize, "old": old_tokenize}
     lexical.tokenize = chosen[name]  # type: ignore[assignment]
     return lexical.tokenize
 
@@ -460,7 +457,7 @@ def quality(
                     }
                 )
                 print(json.dumps(out[-1]), flush=True)
-        use_tokenizer("none")
+        use_tokenizer("snowball")
     return out
 
 
@@ -468,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scale", type=float, nargs="*", default=[1.0])
     p.add_argument("--engines", nargs="+", default=list(ENGINES))
-    p.add_argument("--tokenizers", nargs="+", default=["none", "snowball", "old"])
+    p.add_argument("--tokenizers", nargs="+", default=["snowball", "none", "old"])
     p.add_argument("--quality", action="store_true", help="also score retrieval quality")
     p.add_argument("--sets", nargs="+", default=["bbc-dev", "rtqa"], help="quality sets")
     p.add_argument("--changes", type=int, default=5, help="one-article changes to time")

@@ -19,6 +19,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from index.catalog import Catalog
 
 # Bump when ``tokenize`` changes: a catalog indexed with other terms is re-indexed once.
-TOKENIZER_VERSION = "fts5-1"
+TOKENIZER_VERSION = "fts5-snowball-1"
 
 # A term: letters/digits joined by "&" (R&B, AT&T), "." (U.S., 5.4), "-" (2-1, sub-prime) or an
 # apostrophe (O'Neill), optionally led by a currency sign (£5m). "_" is not a letter here.
@@ -114,6 +115,21 @@ CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row')
 """
 
 
+@lru_cache(maxsize=1)
+def _stemmer() -> object:
+    import Stemmer  # PyStemmer: the Snowball English stemmer, compiled
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(token: str) -> str:
+    """Snowball (Porter 2) on words of letters; figures and joined names stay as written."""
+    if not token.isalpha():
+        return token
+    return str(_stemmer().stemWord(token))  # type: ignore[attr-defined]
+
+
 def _expand(token: str) -> list[str]:
     """A compound term and the words it is made of, so "sub-prime" also meets "prime" and
     "£5m" meets "5m"; "&" names stay whole (a lone "B" must not match "R&B")."""
@@ -125,17 +141,18 @@ def _expand(token: str) -> list[str]:
     return out
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased terms without stop words; names and figures are kept whole.
+def tokenize(text: str, *, stemmed: bool = True) -> list[str]:
+    """Lower-cased, stemmed terms without stop words; names and figures are kept whole.
 
-    No stemming: on the BBC dev questions a Snowball stemmer lost MRR@10 (0.787 against 0.818
-    unstemmed, ``bench/lexical.py --quality``), and stemmers merge names ("United" -> "unit")."""
+    Stemmed with Snowball because it retrieved better than no stemming over the BBC dev and
+    RealTime QA questions together (``bench/lexical.py --quality``; README, Scaling), and
+    because the extractive answerer matches "landed" to "land" through these terms."""
     text = _POSSESSIVE.sub("", text.lower())
     terms = []
     for raw in _TOKEN.findall(text):
         for term in _expand(_APOSTROPHE.sub("", raw)):
             if term not in _STOPWORDS:
-                terms.append(term)
+                terms.append(stem(term) if stemmed else term)
     return terms
 
 

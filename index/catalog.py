@@ -3,6 +3,8 @@
 The catalog is the source of truth for what the index holds. An article becomes visible in
 one SQLite transaction, after all its vectors are stored, so a crash at any point leaves only
 whole articles visible; vectors without a committed article are ignored and collected later.
+The same transaction writes the article's lexical terms (``index.lexical``, FTS5 tables in this
+database), so the lexical index is never ahead of or behind the catalog.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from index import lexical
 from index.records import Article, Chunk
 
 _SCHEMA = """
@@ -86,6 +89,7 @@ class Catalog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(lexical.SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -106,6 +110,10 @@ class Catalog:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
+    def read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        """One read on the catalog's connection (the lexical index queries its own tables)."""
+        return self._rows(sql, params)
+
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
@@ -118,7 +126,7 @@ class Catalog:
 
     @property
     def revision(self) -> int:
-        """Bumped by every commit that changes the article set (the lexical index follows it)."""
+        """Bumped by every commit that changes the article set."""
         return int(self.get_meta("revision") or 0)
 
     @staticmethod
@@ -135,6 +143,7 @@ class Catalog:
         with self.transaction() as db:
             if replaces:
                 self._delete(db, replaces)
+            self._delete(db, article.id)  # re-committing an article replaces it whole
             db.execute(
                 "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -155,6 +164,8 @@ class Catalog:
                 "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?)",
                 [(c.id, c.article_id, c.n, c.start, c.end) for c in chunks],
             )
+            # The terms go in with the article, in this transaction: never one without the other.
+            lexical.index_chunks(db, article.id, article.title, [(c.id, c.text) for c in chunks])
             self._bump(db)
 
     def remove_article(self, article_id: str) -> None:
@@ -164,6 +175,7 @@ class Catalog:
 
     @staticmethod
     def _delete(db: sqlite3.Connection, article_id: str) -> None:
+        lexical.unindex_article(db, article_id)
         db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         db.execute("DELETE FROM articles WHERE article_id = ?", (article_id,))
 

@@ -1,26 +1,41 @@
-"""The lexical side of the store: BM25 (bm25s) over the same chunks as the vectors.
+"""The lexical side of the store: SQLite FTS5 in the catalog's own database.
 
 News questions are full of names, figures and dates that embeddings blur; BM25 catches them.
-The index is rebuilt from the catalog whenever the catalog's revision moves (a few seconds for
-thousands of chunks) and saved beside it, stamped with the revision it reflects, so a stale
-or half-written file is never trusted.
+The terms of an article's chunks are written in the same SQLite transaction that commits the
+article (``Catalog.commit_article``), so the catalog and the lexical index can never disagree,
+not even after a kill -9; a change costs one article, not a rebuild; readers in any number of
+threads and processes read a consistent snapshot through WAL while one writer adds articles.
+``bench/lexical.py`` measured this against tantivy and the bm25s index it replaces.
+
+Tokenising is ours, not FTS5's: the table stores each chunk's terms space-separated and FTS5
+only splits on spaces, so the terms the index holds are exactly ``tokenize``'s, which the
+extractive answerer also uses (and asks ``idf`` about).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
+import math
 import re
+import sqlite3
 import threading
+from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
-from index.catalog import Catalog
+# Bump when ``tokenize`` changes: a catalog indexed with other terms is re-indexed once.
+TOKENIZER_VERSION = "fts5-snowball-1"
 
-# "R&B", "AT&T", "M&S" stay one token: split, their single letters match any "B" or "T".
-_TOKEN = re.compile(r"\w+(?:&\w+)*", re.UNICODE)
+# A term: letters/digits joined by "&" (R&B, AT&T), "." (U.S., 5.4), "-" (2-1, sub-prime) or an
+# apostrophe (O'Neill), optionally led by a currency sign (£5m). "_" is not a letter here.
+_TOKEN = re.compile(r"[£$€¥]?[^\W_]+(?:[&.\-'’][^\W_]+)*")
+_POSSESSIVE = re.compile(r"['’]s\b")
+_APOSTROPHE = re.compile(r"['’]")
+# The characters FTS5 must keep inside a term (everything else in stored terms is a space).
+_TERM_CHARS = "&.-£$€¥"
 _STOPWORDS = frozenset(
     [
         "a",
@@ -86,129 +101,182 @@ _STOPWORDS = frozenset(
     ]
 )
 
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS lexical_rows (
+    rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, article_id TEXT NOT NULL,
+    terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lexical_rows_article ON lexical_rows(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(
+    terms, content='lexical_rows', content_rowid='rowid',
+    tokenize="unicode61 remove_diacritics 0 tokenchars '{_TERM_CHARS}'"
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical_vocab USING fts5vocab(lexical, 'row');
+"""
 
-TOKENIZER_VERSION = 3
+
+@lru_cache(maxsize=1)
+def _stemmer() -> object:
+    import Stemmer  # PyStemmer: the Snowball English stemmer, compiled
+
+    return Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=65536)
 def stem(token: str) -> str:
-    """A light suffix fold so "threatened" meets "threaten" and "tariffs" meets "tariff";
-    a full stemmer would merge names and figures that news questions must keep apart."""
-    if token.isdigit() or len(token) <= 4:
+    """Snowball (Porter 2) on words of letters; figures and joined names stay as written."""
+    if not token.isalpha():
         return token
-    for suffix in ("ing", "ed"):
-        if token.endswith(suffix) and len(token) - len(suffix) >= 4:
-            token = token[: -len(suffix)]
-            break
-    else:
-        if token.endswith("s") and not token.endswith("ss"):
-            token = token[:-1]
-    return token[:-1] if token.endswith("e") and len(token) > 4 else token
+    return str(_stemmer().stemWord(token))  # type: ignore[attr-defined]
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, lightly stemmed word tokens without stop words; numbers are kept."""
-    return [stem(tok) for tok in _TOKEN.findall(text.lower()) if tok not in _STOPWORDS]
+def _expand(token: str) -> list[str]:
+    """A compound term and the words it is made of, so "sub-prime" also meets "prime" and
+    "£5m" meets "5m"; "&" names stay whole (a lone "B" must not match "R&B")."""
+    out = [token]
+    if token[0] in "£$€¥":
+        out.append(token[1:])
+    if "-" in token:
+        out.extend(p for p in token.lstrip("£$€¥").split("-") if p)
+    return out
+
+
+def tokenize(text: str, *, stemmed: bool = True) -> list[str]:
+    """Lower-cased, stemmed terms without stop words; names and figures are kept whole.
+
+    Stemmed with Snowball because it retrieved better than no stemming over the BBC dev and
+    RealTime QA questions together (``bench/lexical.py --quality``; README, Scaling), and
+    because the extractive answerer matches "landed" to "land" through these terms."""
+    text = _POSSESSIVE.sub("", text.lower())
+    terms = []
+    for raw in _TOKEN.findall(text):
+        for term in _expand(_APOSTROPHE.sub("", raw)):
+            if term not in _STOPWORDS:
+                terms.append(stem(term) if stemmed else term)
+    return terms
+
+
+def chunk_terms(title: str, text: str) -> str:
+    """What the index stores for a chunk: the terms of its title and text."""
+    return " ".join(tokenize(f"{title}\n{text}"))
+
+
+# --- writes: called inside the catalog's transaction ---------------------------------------
+def index_chunks(
+    db: sqlite3.Connection, article_id: str, title: str, chunks: Iterable[tuple[str, str]]
+) -> None:
+    """Add (chunk id, chunk text) of one article; the caller's transaction makes it visible."""
+    for chunk_id, text in chunks:
+        terms = chunk_terms(title, text)
+        cur = db.execute(
+            "INSERT INTO lexical_rows (chunk_id, article_id, terms) VALUES (?, ?, ?)",
+            (chunk_id, article_id, terms),
+        )
+        db.execute("INSERT INTO lexical (rowid, terms) VALUES (?, ?)", (cur.lastrowid, terms))
+
+
+def unindex_article(db: sqlite3.Connection, article_id: str) -> None:
+    """Remove one article's chunks (an external-content table is told the old terms)."""
+    db.execute(
+        "INSERT INTO lexical (lexical, rowid, terms) "
+        "SELECT 'delete', rowid, terms FROM lexical_rows WHERE article_id = ?",
+        (article_id,),
+    )
+    db.execute("DELETE FROM lexical_rows WHERE article_id = ?", (article_id,))
+
+
+def reindex_all(db: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) -> None:
+    """Index every (chunk id, title, text) from scratch: an old catalog, or a new tokenizer."""
+    db.execute("INSERT INTO lexical (lexical) VALUES ('delete-all')")
+    db.execute("DELETE FROM lexical_rows")
+    for chunk_id, title, text in rows:
+        index_chunks(db, chunk_id.rsplit(":", 1)[0], title, [(chunk_id, text)])
+    db.execute("INSERT INTO lexical (lexical) VALUES ('optimize')")
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_tokenizer', ?)", (TOKENIZER_VERSION,))
+
+
+# A question has a handful of terms; a pasted page has hundreds, and each one makes FTS5 score
+# every chunk it occurs in. Past this many, only the rarest (the ones BM25 weighs most) are used.
+MAX_QUERY_TERMS = 32
+
+
+def match_expression(terms: Iterable[str]) -> str:
+    """An FTS5 query that ORs the terms, each quoted: nothing a user types (quotes, AND, NOT,
+    NEAR, *, :, ^, parentheses) reaches FTS5's query syntax. Terms never hold a quote."""
+    return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
 
 
 class LexicalIndex:
-    """BM25 over committed chunks, kept in step with the catalog revision."""
+    """BM25 (FTS5's ``bm25()``) over the committed chunks of one catalog."""
 
-    def __init__(self, catalog: Catalog, path: Path) -> None:
+    def __init__(self, catalog: Catalog, legacy_pickle: Path | None = None) -> None:
         self.catalog = catalog
-        self.path = path
+        self._legacy = legacy_pickle
+        self._checked = False
         self._lock = threading.Lock()
-        self._revision = -1
-        self._ids: list[str] = []
-        self._bm25: Any = None
-
-    def _fresh(self) -> None:
-        revision = self.catalog.revision
-        if revision == self._revision:
-            return
-        with self._lock:
-            if revision == self._revision:
-                return
-            if not self._load(revision):
-                self._build(revision)
-                self._save()
-
-    def _load(self, revision: int) -> bool:
-        try:
-            with self.path.open("rb") as fh:
-                state = pickle.load(fh)
-            ids, bm25 = state["ids"], state["bm25"]
-            fresh = state["revision"] == revision and state["tokenizer"] == TOKENIZER_VERSION
-        except Exception:  # a cache: whatever is wrong with it (damage, old shape), rebuild
-            return False
-        if not fresh or not isinstance(ids, list):
-            return False
-        self._ids, self._bm25, self._revision = ids, bm25, revision
-        return True
-
-    def _build(self, revision: int) -> None:
-        import bm25s
-
-        ids, corpus = [], []
-        for chunk_id, title, text in self.catalog.all_chunks():
-            ids.append(chunk_id)
-            corpus.append(tokenize(f"{title}\n{text}") or ["<empty>"])
-        bm25 = bm25s.BM25()
-        if corpus:
-            bm25.index(corpus, show_progress=False)
-        self._ids, self._bm25, self._revision = ids, (bm25 if corpus else None), revision
-
-    def _save(self) -> None:
-        # Unique per process and thread: two indexes of one generation may save at once.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with tmp.open("wb") as fh:
-                pickle.dump(
-                    {
-                        "revision": self._revision,
-                        "tokenizer": TOKENIZER_VERSION,
-                        "ids": self._ids,
-                        "bm25": self._bm25,
-                    },
-                    fh,
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only home still answers, from memory
+        self._counted: tuple[int, int] | None = None
 
     def refresh(self) -> None:
-        """Bring the index up to the catalog's revision now (after a sync)."""
-        self._fresh()
+        """Make sure the table is indexed with today's tokenizer (once per catalog: a home
+        from before FTS5 is indexed from the catalog's chunk texts and its pickle deleted)."""
+        if self._checked:
+            return
+        with self._lock:
+            if self._checked:
+                return
+            if self.catalog.get_meta("lexical_tokenizer") != TOKENIZER_VERSION:
+                with self.catalog.transaction() as db:  # re-read under the write lock
+                    row = db.execute(
+                        "SELECT value FROM meta WHERE key = 'lexical_tokenizer'"
+                    ).fetchone()
+                    if row is None or row[0] != TOKENIZER_VERSION:
+                        reindex_all(db, self.catalog.all_chunks())
+            if self._legacy is not None:
+                self._legacy.unlink(missing_ok=True)
+            self._checked = True
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score) of the best ``k`` chunks for ``query``."""
-        self._fresh()
-        tokens = [
-            t for t in tokenize(query) if self._bm25 is not None and t in self._bm25.vocab_dict
-        ]
-        if not tokens or not self._ids:
+        """(chunk id, BM25 score) of the best ``k`` chunks for ``query``; [] when no term of the
+        query is indexed (a question of stop words only, punctuation)."""
+        self.refresh()
+        terms = list(dict.fromkeys(tokenize(query)))
+        if len(terms) > MAX_QUERY_TERMS:
+            freq = {t: self._doc_freq(t) for t in terms}
+            terms = sorted((t for t in terms if freq[t]), key=freq.__getitem__)[:MAX_QUERY_TERMS]
+        expression = match_expression(terms)
+        if not expression or k <= 0:
             return []
-        scores = self._bm25.get_scores(tokens)
-        k = min(k, len(self._ids))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        rows = self.catalog.read(
+            "SELECT r.chunk_id, s.score FROM (SELECT rowid, -rank AS score FROM lexical "
+            "WHERE lexical MATCH ? ORDER BY rank LIMIT ?) s "
+            "JOIN lexical_rows r ON r.rowid = s.rowid ORDER BY s.score DESC",
+            (expression, k),
+        )
+        return [(str(chunk_id), float(score)) for chunk_id, score in rows]
+
+    def _doc_freq(self, term: str) -> int:
+        rows = self.catalog.read("SELECT doc FROM lexical_vocab WHERE term = ?", (term,))
+        return int(rows[0][0]) if rows else 0
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (tokenized) term; 0 for unknown terms."""
-        self._fresh()
-        if self._bm25 is None or term not in self._bm25.vocab_dict:
+        self.refresh()
+        df = self._doc_freq(term)
+        if not df:
             return 0.0
-        n = len(self._ids)
-        df = float(self._doc_freq()[self._bm25.vocab_dict[term]])
-        return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        n = self._count()
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def _doc_freq(self) -> np.ndarray:
-        cached = getattr(self, "_df", None)
-        if cached is not None and cached[0] == self._revision:
-            return cached[1]
-        matrix = self._bm25.scores  # CSC matrix parts: data, indices, indptr over vocab columns
-        df = np.diff(np.asarray(matrix["indptr"]))
-        self._df = (self._revision, df)
-        return df
+    def _count(self) -> int:
+        """Indexed chunks, counted once per catalog revision (a count is a scan of 100k rows)."""
+        revision = self.catalog.revision
+        cached = self._counted
+        if cached is None or cached[0] != revision:
+            cached = (revision, int(self.catalog.read("SELECT count(*) FROM lexical_rows")[0][0]))
+            self._counted = cached
+        return cached[1]
+
+    def chunk_ids(self) -> set[str]:
+        """Every indexed chunk id (the crash checks compare it with the catalog's)."""
+        self.refresh()
+        return {r[0] for r in self.catalog.read("SELECT chunk_id FROM lexical_rows")}

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -242,6 +243,25 @@ def catalog_rows(index: Index) -> tuple[dict[str, tuple[str, str, int]], list[tu
     return articles, chunks
 
 
+def check_lexical(index: Index, articles: dict[str, tuple], chunks: list[tuple]) -> None:
+    """The lexical index holds exactly the committed chunks, each with the terms of its text,
+    and FTS5's own index agrees with the rows it was built from."""
+    from index.lexical import chunk_terms
+
+    rows = {
+        r[0]: (r[1], r[2])
+        for r in index.catalog.read("SELECT chunk_id, article_id, terms FROM lexical_rows")
+    }
+    assert set(rows) == {r[0] for r in chunks}, "the lexical index differs from the catalog"
+    titles = dict(index.catalog.read("SELECT article_id, title FROM articles"))
+    for chunk_id, article_id, _, start, end in chunks:
+        text = articles[article_id][1][start:end]
+        assert rows[chunk_id] == (article_id, chunk_terms(titles[article_id], text)), (
+            f"the lexical terms of {chunk_id} are not those of its text"
+        )
+    index.catalog.read("INSERT INTO lexical (lexical) VALUES ('integrity-check')")
+
+
 def check_index(
     settings: Settings,
     corpus: Corpus | None = None,
@@ -258,7 +278,6 @@ def check_index(
     written; with ``complete``, the index mirrors the corpus exactly and holds no orphans.
     """
     from assistant.retrieval import HybridRetriever
-    from index.lexical import LexicalIndex
 
     index = Index.open(settings)
     if index is None:
@@ -307,10 +326,7 @@ def check_index(
                 f"the vector of {chunk_id} holds other text than the catalog"
             )
 
-        lexical = LexicalIndex(index.catalog, index.dir / "lexical.pkl")
-        lexical.refresh()
-        assert set(lexical._ids) == catalog_ids, "the lexical index differs from the catalog"
-        assert len(lexical._ids) == len(catalog_ids)
+        check_lexical(index, articles, chunks)
 
         orphans = sorted(set(docs) - catalog_ids)
         if orphans and probe_orphans:
@@ -441,3 +457,47 @@ def report_of(run: Run) -> dict:
     """The ``--json`` report (the last line of stdout) of a run that finished."""
     assert run.returncode in (0, 1), f"exit {run.returncode}: {run.stderr[-2000:]}"
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def read_while_writing(home: Path, n: int, stop_file: Path, threads: int) -> dict[str, object]:
+    """Search for article-unique markers until ``stop_file`` exists; every hit must be a
+    committed chunk of the article that holds the marker. Runs in the test and in a child."""
+    settings = Settings(home=home, embedding_model="fake")
+    while (index := Index.open(settings, check=False)) is None:
+        time.sleep(0.01)
+    out: dict[str, list] = {"errors": [], "wrong": [], "searches": [], "hits": []}
+
+    def loop(seed: int) -> None:
+        rng, searches, hits = random.Random(seed), 0, 0
+        while not stop_file.exists():
+            marker = f"tok{rng.randrange(n):04d}"
+            try:
+                found = [i for i, _ in index.lexical.search(f"{marker} minister", 5)]
+                stored = index.catalog.chunks(found)
+            except Exception as exc:  # any error is what this test looks for
+                out["errors"].append(repr(exc))
+                continue
+            searches += 1
+            for chunk_id in found:
+                chunk = stored.get(chunk_id)
+                if chunk is None:
+                    out["wrong"].append(f"{chunk_id}: not in the catalog")
+                elif marker not in chunk.text and "minister" not in chunk.text:
+                    out["wrong"].append(f"{chunk_id} holds neither {marker} nor minister")
+                elif marker in chunk.text:
+                    hits += 1
+        out["searches"].append(searches)
+        out["hits"].append(hits)
+
+    workers = [threading.Thread(target=loop, args=(s,)) for s in range(threads)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: races show up within seconds
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(switch)
+    index.close()
+    return {k: (sum(v) if k in ("searches", "hits") else v) for k, v in out.items()}

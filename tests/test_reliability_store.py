@@ -361,7 +361,7 @@ def test_garbage_home_json_is_replaced_and_nothing_else_changes(tmp_path: Path) 
     ],
 )
 def test_damaged_lexical_cache_is_rebuilt_silently(tmp_path: Path, junk: bytes) -> None:
-    """lexical.pkl is a cache of the catalog: any damage means rebuild it, never fail."""
+    """A leftover lexical.pkl (the old bm25s index) is never read, whatever it holds."""
     settings = Settings(home=tmp_path / "home", embedding_model="fake")
     sync(settings, [str(write_docs(tmp_path / "docs"))], show_bar=False)
     forget_open_stores()

@@ -49,8 +49,7 @@ def assert_whole(settings: Settings) -> None:
         expected = {f"{art.article_id}:{n}" for n in range(art.n_chunks)}
         assert expected <= catalog_ids
     assert catalog_ids <= index.vectors.all_ids()
-    index.lexical.refresh()
-    assert set(index.lexical._ids) == catalog_ids
+    assert index.lexical.chunk_ids() == catalog_ids
     index.close()
 
 

@@ -8,7 +8,6 @@ streaming, batching and tracing work as LangChain users expect.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +16,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
+from assistant.markers import defang
 from assistant.retrieval import HybridRetriever
 from assistant.timeline import date_answer
 from assistant.types import NO_ANSWER, Answer, Citation
@@ -76,7 +76,6 @@ def _carry_terms(question: str, history: list[tuple[str, str]]) -> str:
 # A "[7]" inside an article reads as a citation marker once the extractive answer quotes the
 # sentence (and the UI would link it to citation 7, or to nothing). In the answer text it
 # becomes "(7)", as in the LLM prompt; the citations keep the article's own words.
-_MARKER = re.compile(r"\[\s*([0-9]+(?:\s*[,;–-]\s*[0-9]+)*)\s*\]")
 
 
 def defang_quotes(text: str, citations: Sequence[Citation]) -> str:
@@ -87,7 +86,7 @@ def defang_quotes(text: str, citations: Sequence[Citation]) -> str:
         at = text.find(c.quote, pos) if c.quote else -1
         if at < 0:
             continue
-        out += [text[pos:at], _MARKER.sub(r"(\1)", c.quote)]
+        out += [text[pos:at], defang(c.quote)]
         pos = at + len(c.quote)
     return "".join(out) + text[pos:]
 

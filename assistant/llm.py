@@ -34,6 +34,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from assistant.errors import AssistantError, ConfigError
+from assistant.markers import GROUP as MARKER_GROUP
+from assistant.markers import group_numbers
 from assistant.types import NO_ANSWER
 from prompts import render
 
@@ -261,7 +263,7 @@ def _as_data(text: str | None, fallback: str = "unknown") -> str:
         return fallback
     text = _DELIMITER.sub(r"&lt;\1\2", _no_template_tokens(str(text)))
     # "[7]" inside an article reads as a citation marker, and a model may copy it as one.
-    return _MARKER.sub(r"(\1)", text)
+    return MARKER_GROUP.sub(r"(\1)", text)
 
 
 def _passage(n: int, doc: Document) -> str:
@@ -285,7 +287,7 @@ def _history_messages(history: list[tuple[str, str]]) -> list[BaseMessage]:
     out: list[BaseMessage] = []
     for user, bot in history[-HISTORY_TURNS:]:
         # An extractive answer quotes articles: their text must not bring template tokens in.
-        bot = _no_template_tokens(_tidy(_MARKER.sub("", bot)))
+        bot = _no_template_tokens(_tidy(MARKER_GROUP.sub("", bot)))
         out.append(HumanMessage(_no_template_tokens(user[:HISTORY_CHARS])))
         out.append(AIMessage(bot[:HISTORY_CHARS] or "(no answer)"))
     return out
@@ -342,7 +344,7 @@ def condense_question(model: BaseChatModel, question: str, history: list[tuple[s
     lines = []
     for user, bot in history[-HISTORY_TURNS:]:
         lines.append(f"User: {_as_data(user[:HISTORY_CHARS], '')}")
-        lines.append(f"Assistant: {_as_data(_tidy(_MARKER.sub('', bot))[:HISTORY_CHARS], '')}")
+        lines.append(f"Assistant: {_as_data(_tidy(MARKER_GROUP.sub('', bot))[:HISTORY_CHARS], '')}")
     prompt = render("condense", history="\n".join(lines), question=_as_data(question, ""))
     with _server_errors():
         text = model.invoke([HumanMessage(prompt)]).text.strip()
@@ -356,26 +358,6 @@ def condense_question(model: BaseChatModel, question: str, history: list[tuple[s
 
 
 # --- citation check -------------------------------------------------------------------------
-
-# One bracket group of numbers: [3], [1, 2], [1; 4], [2-4] or [2–4]. Adjacent groups ([1][2])
-# are simply several matches. ASCII digits only: "[٣]" is not a marker anyone renders.
-_MARKER = re.compile(r"\[\s*([0-9]+(?:\s*[,;–-]\s*[0-9]+)*)\s*\]")
-_RANGE = re.compile(r"([0-9]+)\s*[–-]\s*([0-9]+)")
-_MAX_RANGE = 50
-
-
-def _numbers(group: str) -> list[int]:
-    """Every n a bracket group names. A range names each n in it; a huge or backwards one
-    ("[1-99999999]") names only its ends, so it cannot build a giant list."""
-    out: list[int] = []
-    for part in re.split(r"\s*[,;]\s*", group.strip()):
-        span = _RANGE.fullmatch(part)
-        if span is None:
-            out.extend(int(x) for x in re.findall(r"[0-9]+", part))
-            continue
-        lo, hi = int(span[1]), int(span[2])
-        out.extend(range(lo, hi + 1) if 0 <= hi - lo <= _MAX_RANGE else (lo, hi))
-    return out
 
 
 def _tidy(text: str) -> str:
@@ -398,7 +380,7 @@ def check_markers(text: str, n_passages: int) -> tuple[str, list[int]]:
 
     def fix(match: re.Match[str]) -> str:
         kept: list[int] = []
-        for n in _numbers(match[1]):
+        for n in group_numbers(match[1]):
             if 1 <= n <= n_passages:
                 if n not in kept:
                     kept.append(n)
@@ -407,10 +389,10 @@ def check_markers(text: str, n_passages: int) -> tuple[str, list[int]]:
         return "".join(f"[{n}]" for n in kept)
 
     for _ in range(len(text) + 1):
-        cleaned = _MARKER.sub(fix, text)
+        cleaned = MARKER_GROUP.sub(fix, text)
         if cleaned == text:
             break
         text = cleaned
     text = _tidy(text)
-    cited = sorted({n for m in _MARKER.finditer(text) for n in _numbers(m[1])})
+    cited = sorted({n for m in MARKER_GROUP.finditer(text) for n in group_numbers(m[1])})
     return text, cited

@@ -27,9 +27,14 @@ class Citation:
     chunk_id: str
     start: int
     end: int
+    #: The passage's retrieval score: reciprocal-rank fusion of its dense and lexical ranks
+    #: (higher ranks first). The same meaning in every mode.
     score: float
     passage: str = ""
     passage_start: int = 0
+    #: How strongly the extractive answerer rated this quote as the answer (its sentence score,
+    #: or the fitted reader's probability); None when an LLM chose the passage.
+    support: float | None = None
 
 
 @dataclass

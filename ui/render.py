@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from assistant.markers import CANONICAL as CANONICAL_MARKER
 from assistant.types import Answer, Citation
 from ui.messages import display_name, redact
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 _URL_OK = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces or controls
 
 
@@ -94,7 +94,7 @@ def answer_html(answer: Answer, turn: int) -> str:
         if at >= 0:
             end = at + len(phrase)
             escaped = f"{escaped[:at]}<strong>{phrase}</strong>{escaped[end:]}"
-    body = _lines(_MARKER.sub(link, escaped))
+    body = _lines(CANONICAL_MARKER.sub(link, escaped))
     if not answer.answered and answer.citations:
         body += " (The closest passages are listed under Sources.)"
     return body

@@ -49,7 +49,8 @@ def _citation(n: int, doc: Document, quote: str, start: int, end: int, score: fl
         chunk_id=m["chunk_id"],
         start=start,
         end=end,
-        score=round(float(score), 4),
+        score=round(float(m.get("score") or 0.0), 4),
         passage=passage,
         passage_start=passage_start,
+        support=round(float(score), 4),
     )

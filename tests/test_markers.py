@@ -7,7 +7,15 @@ from assistant import markers
 
 
 def test_groups_name_every_passage_they_list() -> None:
-    assert markers.cited_numbers("A [1]. B [2, 3]; C [4-6] and [2–3] [1; 7].") == [1, 2, 3, 4, 5, 6, 7]
+    assert markers.cited_numbers("A [1]. B [2, 3]; C [4-6] and [2–3] [1; 7].") == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
 
 
 def test_a_huge_or_backwards_range_names_only_its_ends() -> None:

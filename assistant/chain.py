@@ -92,26 +92,14 @@ def defang_quotes(text: str, citations: Sequence[Citation]) -> str:
 
 
 def _llm_citations(docs: Sequence[Document], numbers: list[int]) -> list[Citation]:
+    """An LLM cites whole passages: the quote is the retrieved chunk itself."""
+    from assistant.reader.citations import passage_citation
+
     out = []
     for n in numbers:
-        m = docs[n - 1].metadata
-        out.append(
-            Citation(
-                n=n,
-                article_id=m["article_id"],
-                title=m["title"],
-                source=m.get("source"),
-                published=m.get("published"),
-                url=m.get("url"),
-                quote=docs[n - 1].page_content,
-                chunk_id=m["chunk_id"],
-                start=m["start"],
-                end=m["end"],
-                score=round(float(m["score"]), 4),
-                passage=docs[n - 1].page_content,
-                passage_start=m["start"],
-            )
-        )
+        doc = docs[n - 1]
+        start, end = doc.metadata["start"], doc.metadata["end"]
+        out.append(passage_citation(n, doc, doc.page_content, start, end, doc.page_content, start))
     return out
 
 

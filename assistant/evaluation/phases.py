@@ -1,21 +1,7 @@
-"""The phases of `assistant bench`, each timed in a fresh child process.
-
-Every phase runs in a fresh child process (``python -m assistant.evaluation.phases _child ...``), so
-its peak RSS comes from the kernel (``os.wait4``) rather than from sampling; the model is
-loaded and Chroma imported before any clock starts. On a private copy of the corpus (it gets
-edited):
-
-1. full index: ours ``sync_articles``; the tutorial's load, split and ``add_documents``;
-2. ours: a no-change re-sync, then one article edited and re-synced.
-   The tutorial has no sync: its re-sync is a full re-index, and its change deletes the
-   file's chunks by origin and adds them again;
-3. queries (model loaded, one warm-up): ours retrieval alone and the whole extractive
-   ``answer()``; the tutorial's ``similarity_search`` top 4, which is also its answer;
-4. cold start: a new ``assistant ask`` process until the answer's first line is printed
-   (the tutorial: ``python -m assistant.evaluation.baseline ask``), median of ``--cold-runs``.
-
-``--scale F`` / ``--synthetic-articles N`` repeat 1-3 for ours on synthetic corpora
-(``assistant/evaluation/synth_corpus.py``) to show how index time, memory, disk and latency grow.
+"""The phases of `assistant bench`, each timed in a fresh child process
+(``python -m assistant.evaluation.phases _child ...``), so its peak RSS comes from the kernel
+(``os.wait4``) rather than from sampling. What each phase measures, and why, is described in
+``assistant.evaluation.benchmark``, which runs them.
 """
 
 from __future__ import annotations

@@ -36,8 +36,24 @@ def _passage(doc: Document, start: int, end: int) -> tuple[str, int]:
 
 
 def _citation(n: int, doc: Document, quote: str, start: int, end: int, score: float) -> Citation:
-    m = doc.metadata
+    """An extractive citation: the quoted sentence inside its paragraph, with its rating."""
     passage, passage_start = _passage(doc, start, end)
+    return passage_citation(n, doc, quote, start, end, passage, passage_start, support=score)
+
+
+def passage_citation(
+    n: int,
+    doc: Document,
+    quote: str,
+    start: int,
+    end: int,
+    passage: str,
+    passage_start: int,
+    *,
+    support: float | None = None,
+) -> Citation:
+    """The one way a retrieved chunk becomes a ``Citation`` (extractive and LLM answers)."""
+    m = doc.metadata
     return Citation(
         n=n,
         article_id=m["article_id"],
@@ -52,5 +68,5 @@ def _citation(n: int, doc: Document, quote: str, start: int, end: int, score: fl
         score=round(float(m.get("score") or 0.0), 4),
         passage=passage,
         passage_start=passage_start,
-        support=round(float(score), 4),
+        support=None if support is None else round(float(support), 4),
     )

@@ -211,16 +211,29 @@ class Syncer:
         old_ids = {a.article_id for a in old.values()}
         kept: set[str] = set()
         tracked = self.open_files[source_file] = _OpenFile(new)
+        # Bad records are held back until the file shows it holds articles: a JSON file that
+        # is not articles at all (a question set beside the stories) is one failure, reported
+        # by the loader, not one line per record.
+        held: list[str] | None = []
         try:
             for record in records:
                 if isinstance(record, RecordProblem):
-                    self._fail(source_file, record.reason)
                     self.progress.settled()
-                else:
-                    self._plan_article(record, source_file, old, old_ids, kept)
+                    if held is None:
+                        self._fail(source_file, record.reason)
+                    else:
+                        held.append(record.reason)
+                    continue
+                if held is not None:
+                    for reason in held:
+                        self._fail(source_file, reason)
+                    held = None
+                self._plan_article(record, source_file, old, old_ids, kept)
         except LoadError as exc:  # nothing recorded: what it held stays, the next sync retries
             self._fail(exc.origin, exc.reason)
             return  # never `read`: its state is not recorded
+        for reason in held or []:
+            self._fail(source_file, reason)
         for stored in old.values():
             if stored.article_id not in kept:
                 self._remove_article(stored.article_id, stored.n_chunks)

@@ -204,18 +204,39 @@ class VectorStore:
         total = self.count()
         if total == 0:
             return []
-        result = self._guard(
-            "query",
-            self.collection.query,
-            query_embeddings=[list(vector)],
-            n_results=min(k, total),
-            where=where or None,
-            include=["distances"],
-        )
+        request: dict[str, Any] = {
+            "query_embeddings": [list(vector)],
+            "n_results": min(k, total),
+            "where": where or None,
+            "include": ["distances"],
+        }
+        result = None
+        if not self.settings.chroma_host:
+            from chromadb.errors import InternalError
+
+            try:
+                result = self.collection.query(**request)
+            except InternalError as exc:
+                # Another process (`assistant index` beside a running UI) wrote this embedded
+                # store: this process's in-memory HNSW graph is stale and names ids its records
+                # lack ("Error finding id"). Read the segments from disk again, then retry.
+                log.info("embedded Chroma query failed (%r); reloading it from disk", exc)
+                self._reload_embedded()
+        if result is None:
+            result = self._guard("query", self.collection.query, **request)
         return [
             (i, 1.0 - float(d))
             for i, d in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
+
+    def _reload_embedded(self) -> None:
+        """Forget this process's cached Chroma system for the embedded path, so the next
+        client loads the collection's segments as another process left them on disk."""
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(self.settings.home / "chroma"), None)
+        self._client = connect(self.settings)
+        self._collection = None
 
     def drop(self) -> None:
         try:

@@ -96,9 +96,10 @@ def test_answer_streams_and_citation_opens_its_passage(ui: Page) -> None:
     answer = ui.last_answer()
     assert answer and answer != states[0]
     link = page.locator('#aa-chat a[href="#aa-cite-0-1"]')
-    assert link.count() == 1, f"no clickable [1] in the answer: {answer!r}"
+    # "As of 24 Oct 2025 [1]: ... [1]": the date and the quote both cite passage 1.
+    assert link.count() >= 1, f"no clickable [1] in the answer: {answer!r}"
     ui.shot("01-answer")
-    link.click()
+    link.first.click()
     card = page.locator(".aa-card.aa-active")
     card.wait_for(state="visible")
     text = card.inner_text()
@@ -111,7 +112,7 @@ def test_answer_streams_and_citation_opens_its_passage(ui: Page) -> None:
     record_timing("second question", timing)
     assert "[1]" in ui.last_answer()
     # [1] of the first answer still opens the first answer's passage.
-    page.locator('#aa-chat a[href="#aa-cite-0-1"]').click()
+    page.locator('#aa-chat a[href="#aa-cite-0-1"]').first.click()
     assert "everything is on the table" in page.locator(".aa-card.aa-active").inner_text()
 
 

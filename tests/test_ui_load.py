@@ -36,7 +36,7 @@ def _client(server: AppServer) -> Any:
 def _ask(client: Any, question: str) -> tuple[str, str]:
     """One chat turn; returns the answer text and the sources panel's HTML."""
     conversation, sources, _ = client.predict(
-        question, 5, "extractive", [], "", "", api_name="/on_ask"
+        question, 5, "extractive", [], "", "", "", api_name="/on_ask"
     )
     content = conversation[-1]["content"]
     text = (

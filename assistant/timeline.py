@@ -76,6 +76,10 @@ def date_answer(
         citations = [replace(older, n=1), replace(newer, n=2)]
         return replace(dated, text=f"{note} {body}".strip(), citations=citations)
     first = answer.citations[0]
+    if not first.published:
+        # Nothing to date it by: "As of date unknown" would read as a date; the citation
+        # itself says "date unknown".
+        return replace(dated, text=f"{note} {answer.text}".strip())
     body = f"As of {published_label(first.published)} [{first.n}]: {answer.text}"
     return replace(dated, text=f"{note} {body}".strip())
 

@@ -294,3 +294,20 @@ def test_cli_as_of_must_be_a_date(capsys: pytest.CaptureFixture[str]) -> None:
         cli_main(["ask", "Who is the chief executive?", "--as-of", "soon"])
     assert exc.value.code == 2
     assert "'soon' is not a date; use YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_an_undated_source_gets_no_as_of_prefix() -> None:
+    """ "As of date unknown [1]: ..." would read as a date; an undated answer states none."""
+    from assistant.timeline import date_answer
+    from assistant.types import Answer, Citation
+
+    cite = Citation(1, "a", "T", None, None, None, "Quote.", "a:0", 0, 6, 0.5)
+    undated = date_answer(
+        Answer("q?", "Quote. [1]", True, [cite]), as_of=date(2025, 10, 30), window=None
+    )
+    assert undated.text == "Quote. [1]"
+    dated_cite = Citation(1, "a", "T", None, "2025-10-24", None, "Quote.", "a:0", 0, 6, 0.5)
+    dated = date_answer(
+        Answer("q?", "Quote. [1]", True, [dated_cite]), as_of=date(2025, 10, 30), window=None
+    )
+    assert dated.text == "As of 24 Oct 2025 [1]: Quote. [1]"

@@ -219,10 +219,10 @@ def _window(name: str, m: re.Match[str], as_of: date) -> tuple[date, date] | Non
     if name == "weekday":
         if g["weekday"].lower() in _AMBIGUOUS_MONTH and not m.group(0).lower().startswith("on"):
             return None
-        back = (as_of.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
-        if m.group(0).lower().startswith("last") and back == 0:
-            back = 7
-        day = as_of - timedelta(days=back)
+        days_back = (as_of.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
+        if m.group(0).lower().startswith("last") and days_back == 0:
+            days_back = 7
+        day = as_of - timedelta(days=days_back)
         return (day, as_of) if _since(m) else (day, day)
     if name == "in_month":
         month = _MONTHS[g["month"].lower()]

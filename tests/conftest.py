@@ -145,11 +145,15 @@ class ChromaServer:
         raise RuntimeError("chroma server did not become ready")
 
     def stop(self) -> None:
+        """Stop the server (a no-op when it is already stopped)."""
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(15)
 
 
 @pytest.fixture(scope="session")

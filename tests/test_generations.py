@@ -20,16 +20,7 @@ from index.sync import sync
 from index.vectors import connect
 
 from .reliability_support import child_env, cli_command, forget_open_stores
-
-ARTICLES = {
-    "rover.txt": "Lunar rover lands\n\nThe lunar rover landed near the Shackleton crater on "
-    "Monday. It sent back 40 photos of the rim.\n",
-    "rates.txt": "Rates on hold\n\nThe central bank kept interest rates at 4.5% on Thursday. "
-    "Economists had expected a cut.\n",
-    "floods.txt": "Rain floods the valley\n\nHeavy rain flooded the Aire valley overnight. "
-    "Farmers lost 300 sheep.\n",
-}
-QUESTION = "Where did the lunar rover land?"
+from .test_reliability_store import ARTICLES, QUESTION
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,7 @@ import json
 import pickle
 import shutil
 import sqlite3
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from assistant.settings import Settings
 from index.store import Index
 from index.sync import sync
 
-from .conftest import free_port
+from .conftest import ChromaServer
 from .reliability_support import forget_open_stores
 
 ARTICLES = {
@@ -51,65 +48,17 @@ def assert_rover_answer(settings: Settings) -> None:
 
 
 # --- the Chroma server stops and comes back -------------------------------------------------
-class OwnChroma:
-    """A `chroma run` of this test's own, so it can be stopped and started on one path/port."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = Path(sys.executable).with_name("chroma")
-        self.proc = subprocess.Popen(
-            [
-                str(exe),
-                "run",
-                "--path",
-                str(self.path),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "chroma run exited early"
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1
-                ):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("chroma server did not become ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self.proc = None
-
-
 @pytest.fixture
-def own_chroma(tmp_path: Path) -> Iterator[OwnChroma]:
+def own_chroma(tmp_path: Path) -> Iterator[ChromaServer]:
     if not Path(sys.executable).with_name("chroma").exists():
         pytest.skip("the `chroma` executable is not installed in this environment")
-    server = OwnChroma(tmp_path / "chroma-data")
-    server.start()
+    server = ChromaServer(tmp_path / "chroma-data")  # its own, so it can stop and restart
     yield server
     server.stop()
 
 
 @pytest.mark.integration
-def test_chroma_server_stops_and_comes_back(own_chroma: OwnChroma, tmp_path: Path) -> None:
+def test_chroma_server_stops_and_comes_back(own_chroma: ChromaServer, tmp_path: Path) -> None:
     """Down: a clear StoreUnavailableError (the process lives on, the UI shows the message).
     Back on the same path and port: the same process answers again, no restart needed."""
     from ui.handlers import ChatOptions, ask
@@ -151,7 +100,7 @@ def test_chroma_server_stops_and_comes_back(own_chroma: OwnChroma, tmp_path: Pat
 
 @pytest.mark.integration
 def test_chroma_server_killed_during_a_sync(
-    own_chroma: OwnChroma, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_chroma: ChromaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server dies while a sync writes: the sync stops with the clear message, the index
     keeps only whole articles, and a re-sync after the server returns completes it."""

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,6 +164,20 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One `ui.app` process over the bundled sample, shared by the browser and load tests.
+
+    Starting one costs a sync and a model load; the tests only ask and add articles, so they
+    can share it (a test that needs other settings starts its own ``AppServer``)."""
+    from .conftest_ui import AppServer
+
+    base = tmp_path_factory.mktemp("sample-app")
+    app = AppServer(base / "assistant-home", base / "app.log", [str(SAMPLE)])
+    yield app
+    app.stop()
 
 
 @pytest.fixture

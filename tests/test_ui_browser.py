@@ -52,11 +52,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    base = tmp_path_factory.mktemp("ui-app")
-    app = AppServer(base / "assistant-home", base / "app.log", [str(SAMPLE)])
-    yield app
-    app.stop()
+def server(sample_app: AppServer) -> AppServer:
+    return sample_app  # the session's app over the sample (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

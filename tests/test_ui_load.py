@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +68,8 @@ def _crowd(server: AppServer, users: int) -> list[tuple[float, tuple[str, str] |
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    base = tmp_path_factory.mktemp("ui-load")
-    app = AppServer(base / "assistant-home", base / "app.log", [str(SAMPLE)])
-    yield app
-    app.stop()
+def server(sample_app: AppServer) -> AppServer:
+    return sample_app  # the session's app over the sample (tests/conftest.py)
 
 
 def test_twenty_concurrent_ui_users_get_cited_answers(server: AppServer) -> None:

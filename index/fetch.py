@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
-import os
 import socket
 import ssl
 import threading
@@ -42,7 +41,6 @@ _CHUNK = 64 * 1024
 # Content types that cannot hold an article worth parsing as HTML.
 _TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_TRUE = {"1", "true", "t", "yes", "y", "on"}  # as pydantic reads the Settings field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -80,11 +78,6 @@ def too_large(size: int, max_bytes: int) -> str:
         f"file is {size / BYTES_PER_MB:.1f} MB, over the {max_bytes / BYTES_PER_MB:g} MB limit "
         "(ASSISTANT_MAX_FILE_MB)"
     )
-
-
-def private_allowed_by_env() -> bool:
-    """``ASSISTANT_ALLOW_PRIVATE_URLS`` (the Settings field of that name reads the same)."""
-    return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in _TRUE
 
 
 def blocked_reason(ip: IPAddress) -> str | None:
@@ -215,19 +208,18 @@ def fetch_url(
     *,
     max_bytes: int,
     timeout: float = 20.0,
-    allow_private: bool | None = None,
+    allow_private: bool = False,
     max_redirects: int = MAX_REDIRECTS,
 ) -> Page:
     """GET ``url`` and return at most ``max_bytes`` of it; any failure is a LoadError.
 
-    ``timeout`` bounds the whole fetch. ``allow_private`` None reads
-    ``ASSISTANT_ALLOW_PRIVATE_URLS`` (off: only public addresses are fetched).
+    ``timeout`` bounds the whole fetch. ``allow_private`` comes from the caller's settings
+    (``IndexSettings.allow_private_urls``, the one reader of ``ASSISTANT_ALLOW_PRIVATE_URLS``);
+    off, only public addresses are fetched.
     """
     page = _PREFETCHED.get().get(url)
     if page is not None:
         return page
-    if allow_private is None:
-        allow_private = private_allowed_by_env()
     deadline = _Deadline(timeout)
     current = url
     for _hop in range(max_redirects + 1):

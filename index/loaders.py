@@ -396,7 +396,7 @@ def guarded_stream(origin: str, records: Iterator[Record]) -> Iterator[Record]:
 
 
 def load_url(
-    url: str, *, max_bytes: int, timeout: float = 20.0, allow_private: bool | None = None
+    url: str, *, max_bytes: int, timeout: float = 20.0, allow_private: bool = False
 ) -> LoadResult:
     """Fetch an http(s) page and load it as an article; ``origin`` and ``url`` are the URL."""
     page = fetch_url(url, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)

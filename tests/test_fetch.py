@@ -20,6 +20,7 @@ import pytest
 from assistant.errors import LoadError
 from index import fetch
 from index.fetch import Page, blocked_reason, fetch_url, prefetched
+from index.settings import IndexSettings
 
 LIMIT = 100_000
 PAGE = b"<html><head><title>Port strike ends</title></head><body><p>Dock workers.</p></body>"
@@ -163,11 +164,11 @@ def test_private_allowed_by_the_setting(
 ) -> None:
     site = serve("127.0.0.1", {"/intranet": _page})
     assert fetch_url(site.url("/intranet"), max_bytes=LIMIT, allow_private=True).data == PAGE
-    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")  # what the CLI's sync reads
-    assert fetch_url(site.url("/intranet"), max_bytes=LIMIT).data == PAGE
-    with pytest.raises(LoadError, match="loopback"):  # an explicit setting wins over the env
+    # The environment reaches fetching only through the settings object, never directly.
+    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")
+    assert IndexSettings().allow_private_urls is True
+    with pytest.raises(LoadError, match="loopback"):
         fetch_url(site.url("/intranet"), max_bytes=LIMIT, allow_private=False)
-    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "0")
     with pytest.raises(LoadError, match="loopback"):
         fetch_url(site.url("/intranet"), max_bytes=LIMIT)
 

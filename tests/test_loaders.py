@@ -437,7 +437,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")  # the test site is on loopback
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
@@ -451,7 +450,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def test_load_url_article(server: str) -> None:
     url = f"{server}/article"
-    article = load_url(url, max_bytes=LIMIT).articles[0]
+    article = load_url(url, max_bytes=LIMIT, allow_private=True).articles[0]
     assert (article.origin, article.url, article.title) == (url, url, "Port strike ends")
     assert article.text.startswith("Dock workers returned on Tuesday")
     assert "SCRIPT_MARKER" not in article.text
@@ -460,8 +459,11 @@ def test_load_url_article(server: str) -> None:
 
 
 def test_load_url_header_charset_and_plain_text(server: str) -> None:
-    assert "£5 pay" in load_url(f"{server}/latin1", max_bytes=LIMIT).articles[0].text
-    article = load_url(f"{server}/plain", max_bytes=LIMIT).articles[0]
+    assert (
+        "£5 pay"
+        in load_url(f"{server}/latin1", max_bytes=LIMIT, allow_private=True).articles[0].text
+    )
+    article = load_url(f"{server}/plain", max_bytes=LIMIT, allow_private=True).articles[0]
     assert (article.title, article.text) == ("Plain headline", "Plain body text.")
 
 
@@ -477,28 +479,27 @@ def test_load_url_header_charset_and_plain_text(server: str) -> None:
 )
 def test_load_url_failures(server: str, path: str, reason: str) -> None:
     with pytest.raises(LoadError, match=reason) as info:
-        load_url(f"{server}{path}", max_bytes=1000)
+        load_url(f"{server}{path}", max_bytes=1000, allow_private=True)
     assert info.value.origin == f"{server}{path}"
 
 
 def test_load_url_timeout(server: str) -> None:
     with pytest.raises(LoadError, match="timed out"):
-        load_url(f"{server}/slow", max_bytes=LIMIT, timeout=0.3)
+        load_url(f"{server}/slow", max_bytes=LIMIT, allow_private=True, timeout=0.3)
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a", "example.com/a"])
 def test_load_url_rejects_other_schemes(url: str) -> None:
     with pytest.raises(LoadError, match="unsupported URL scheme"):
-        load_url(url, max_bytes=LIMIT)
+        load_url(url, max_bytes=LIMIT, allow_private=True)
 
 
 def test_load_url_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASSISTANT_ALLOW_PRIVATE_URLS", "1")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(LoadError, match="cannot fetch"):
-        load_url(f"http://127.0.0.1:{port}/", max_bytes=LIMIT, timeout=2)
+        load_url(f"http://127.0.0.1:{port}/", max_bytes=LIMIT, allow_private=True, timeout=2)
 
 
 def test_html_loader_parse_is_reusable() -> None:

@@ -38,8 +38,14 @@ import numpy as np
 
 
 def normalise(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, single spaces."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    """Lower case, no accents, punctuation as spaces, single spaces. Non-ASCII punctuation
+    becomes a space before accents are dropped: dropping it would glue words together
+    ("Colombia’s" -> "colombias", so the gold "Colombia" was not found in its own answer)."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(
+        " " if ord(ch) > 127 and unicodedata.category(ch)[0] in "PZ" else ch for ch in text
+    )
+    text = text.encode("ascii", "ignore").decode()
     text = re.sub(r"[^\w%$£€.]+|(?<!\d)\.|\.(?!\d)", " ", text.lower())
     return " ".join(text.split())
 
@@ -150,9 +156,13 @@ def _in_docs(docs: list[Any], answer: str | None) -> bool:
 
 
 def _load(paths: list[str]) -> list[dict[str, Any]]:
+    """Collected records, their candidate labels recomputed from the stored quotes (so a fix
+    of the matching rule needs no new collection)."""
     out: list[dict[str, Any]] = []
     for p in paths:
         out += pickle.loads(Path(p).read_bytes())
+    for r in out:
+        r["y"] = np.array([contains(q, r["answer"]) for q in r["quotes"]], dtype=bool)
     return out
 
 

@@ -287,3 +287,17 @@ def test_decline_keeps_the_closest_passages() -> None:
     out = Reader(model=_coverage_model(0.99)).answer("Who chairs the bank?", docs)
     assert not out.answered and out.text == NO_ANSWER
     assert 1 <= len(out.citations) <= 3
+
+
+def test_bench_answer_match_splits_words_at_typographic_punctuation() -> None:
+    """The reader's fit and its benchmark count an answer as right when the gold phrase is in
+    it as whole words; a curly apostrophe or dash used to be dropped, gluing words together."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fit_reader import contains
+
+    assert contains("Gustavo Petro will become Colombia’s first leftist leader", "Colombia")
+    assert contains("prices for eggs soared 38% – chicken jumped", "chicken")
+    assert contains("Maternity pay is to rise by £1,400.", "£1,400")
+    assert not contains("Colombian coffee", "Colombia")

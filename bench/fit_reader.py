@@ -6,12 +6,15 @@ Two steps, so the slow one runs once:
            (ASSISTANT_HOME), build the reader's candidates and features, label each candidate
            (does its quoted text contain the gold answer?), and save them as a pickle.
   fit      cross-validate on the pickles of the fitting split (question-level folds the fit
-           never saw), pick the decline threshold from the out-of-fold predictions, fit on all
-           of them, and write the weights JSON; ``--test`` pickles are scored once at the end.
+           never saw): the candidate ranker, then the question-level decline model on the
+           ranker's out-of-fold scores; pick the decline threshold from the decline model's
+           out-of-fold probabilities, fit both on all of them, and write the weights JSON;
+           ``--test`` pickles are scored once at the end.
 
 Question files: JSONL with ``question`` and ``answer`` (null = unanswerable), as the BBC dev
 set; or RealTime QA's ``questions.jsonl`` (``--format rtqa``: the gold subset, gold =
-``answer_text``). Every question gets a split ("fit" or "test") from a hash of its text, so
+``answer_text``). ``--drop-gold`` retrieves without the gold article: a question whose answer
+is then nowhere in the passages becomes an unanswerable example. Every question gets a split ("fit" or "test") from a hash of its text, so
 the held-out part is fixed and never used in fitting.
 
   python bench/fit_reader.py collect QUESTIONS.jsonl OUT.pkl [--format rtqa] [--drop-gold]
@@ -35,8 +38,14 @@ import numpy as np
 
 
 def normalise(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, single spaces."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    """Lower case, no accents, punctuation as spaces, single spaces. Non-ASCII punctuation
+    becomes a space before accents are dropped: dropping it would glue words together
+    ("Colombia’s" -> "colombias", so the gold "Colombia" was not found in its own answer)."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(
+        " " if ord(ch) > 127 and unicodedata.category(ch)[0] in "PZ" else ch for ch in text
+    )
+    text = text.encode("ascii", "ignore").decode()
     text = re.sub(r"[^\w%$£€.]+|(?<!\d)\.|\.(?!\d)", " ", text.lower())
     return " ".join(text.split())
 
@@ -92,25 +101,19 @@ def collect(args: argparse.Namespace) -> None:
     index = open_index()
     fetch = args.k + (6 if args.drop_gold else 0)
     retriever = HybridRetriever(index=index, k=fetch)
-    reader = Reader(index.embedder)
+    reader = Reader(index.embedder, parse_limit=args.parse_limit)
     records = []
     questions = load_questions(Path(args.questions), args.format)
     started = time.perf_counter()
     for n, q in enumerate(questions, 1):
         docs = retriever.invoke(q["question"])
         if args.drop_gold:
-            if not q["article"]:
-                continue
-            docs = [d for d in docs if not str(d.metadata.get("origin", "")).endswith(q["article"])]
-            q = {**q, "answer": None}
+            docs = [d for d in docs if not _is_gold(d, q)]
         docs = docs[: args.k]
+        if args.drop_gold and not _in_docs(docs, q["answer"]):
+            q = {**q, "answer": None}  # the detail is nowhere in what the reader sees
         analysis, cands = reader.candidates(q["question"], docs)
-        gold_doc = [
-            i
-            for i, d in enumerate(docs)
-            if (q["article"] and str(d.metadata.get("origin", "")).endswith(q["article"]))
-            or (d.metadata.get("url") and d.metadata.get("url") in q.get("gold_urls", []))
-        ]
+        gold_doc = [i for i, d in enumerate(docs) if _is_gold(d, q)]
         records.append(
             {
                 "question": q["question"],
@@ -121,15 +124,7 @@ def collect(args: argparse.Namespace) -> None:
                 "y": np.array([contains(context_text(c.unit), q["answer"]) for c in cands]),
                 "quotes": [context_text(c.unit) for c in cands],
                 "spans": [c.unit.text[c.span[0] : c.span[1]] if c.span else None for c in cands],
-                "in_docs": any(
-                    contains(
-                        d.metadata.get("context_before", "")
-                        + d.page_content
-                        + d.metadata.get("context_after", ""),
-                        q["answer"],
-                    )
-                    for d in docs
-                ),
+                "in_docs": _in_docs(docs, q["answer"]),
                 "gold_rank": gold_doc[0] if gold_doc else None,
                 "type": analysis.answer_type,
             }
@@ -140,32 +135,75 @@ def collect(args: argparse.Namespace) -> None:
     print(f"wrote {len(records)} questions to {args.out}")
 
 
+def _is_gold(doc: Any, q: dict[str, Any]) -> bool:
+    m = doc.metadata
+    return bool(
+        (q["article"] and str(m.get("origin", "")).endswith(q["article"]))
+        or (m.get("url") and m.get("url") in q.get("gold_urls", []))
+    )
+
+
+def _in_docs(docs: list[Any], answer: str | None) -> bool:
+    return any(
+        contains(
+            d.metadata.get("context_before", "")
+            + d.page_content
+            + d.metadata.get("context_after", ""),
+            answer,
+        )
+        for d in docs
+    )
+
+
 def _load(paths: list[str]) -> list[dict[str, Any]]:
+    """Collected records, their candidate labels recomputed from the stored quotes (so a fix
+    of the matching rule needs no new collection)."""
     out: list[dict[str, Any]] = []
     for p in paths:
         out += pickle.loads(Path(p).read_bytes())
+    for r in out:
+        r["y"] = np.array([contains(q, r["answer"]) for q in r["quotes"]], dtype=bool)
     return out
 
 
-def _fit_lr(records: list[dict[str, Any]], c: float):  # type: ignore[no-untyped-def]
+def _standardised_lr(x: np.ndarray, y: np.ndarray, c: float) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
-    xs = [r["x"] for r in records if len(r["x"])]
-    ys = [r["y"] for r in records if len(r["x"])]
-    x, y = np.vstack(xs), np.concatenate(ys).astype(int)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     lr = LogisticRegression(C=c, max_iter=2000)
     lr.fit((x - mean) / scale, y)
-    return mean, scale, lr.coef_[0], float(lr.intercept_[0])
+    return {"mean": mean, "scale": scale, "coef": lr.coef_[0], "intercept": float(lr.intercept_[0])}
 
 
-def _best(record: dict[str, Any], mean, scale, coef, intercept) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    if not len(record["x"]):
-        return 0.0, -1
-    p = 1 / (1 + np.exp(-(((record["x"] - mean) / scale) @ coef + intercept)))
-    i = int(np.argmax(p))
-    return float(p[i]), i
+def _logits(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    return np.asarray(((x - p["mean"]) / p["scale"]) @ p["coef"] + p["intercept"])
+
+
+def _fit_ranker(records: list[dict[str, Any]], c: float) -> dict[str, Any]:
+    rows = [r for r in records if len(r["x"])]
+    x = np.vstack([r["x"] for r in rows])
+    y = np.concatenate([r["y"] for r in rows]).astype(int)
+    return _standardised_lr(x, y, c)
+
+
+def _question_rows(records: list[dict[str, Any]], ranker: dict[str, Any]) -> list[Any]:
+    """(question features, best candidate index) of each record, None without candidates."""
+    from assistant.reader.scorer import question_features
+
+    out: list[Any] = []
+    for r in records:
+        if not len(r["x"]):
+            out.append(None)
+            continue
+        z = _logits(r["x"], ranker)
+        out.append((question_features(r["x"], z), int(np.argmax(z))))
+    return out
+
+
+def _answerable(r: dict[str, Any]) -> int:
+    """The decline model's label: the question has an answer in the indexed articles."""
+    return int(bool(r["answer"]))
 
 
 def _metrics(records: list[dict[str, Any]], preds: list[tuple[float, int]], tau: float) -> dict:
@@ -173,20 +211,18 @@ def _metrics(records: list[dict[str, Any]], preds: list[tuple[float, int]], tau:
     una = [(r, p) for r, p in zip(records, preds, strict=True) if not r["answer"]]
     correct = [p[0] >= tau and p[1] >= 0 and bool(r["y"][p[1]]) for r, p in ans]
     top1 = [p[1] >= 0 and bool(r["y"][p[1]]) for r, p in ans]
+
+    def share(values: list[bool]) -> float | None:
+        return round(float(np.mean(values)), 3) if values else None
+
     return {
         "answerable": len(ans),
-        "gold_in_answer": round(float(np.mean(correct)), 3) if ans else None,
-        "gold_in_top_candidate": round(float(np.mean(top1)), 3) if ans else None,
-        "gold_in_any_candidate": round(float(np.mean([r["y"].any() for r, _ in ans])), 3)
-        if ans
-        else None,
-        "answerable_declined": round(float(np.mean([p[0] < tau for _, p in ans])), 3)
-        if ans
-        else None,
+        "gold_in_answer": share(correct),
+        "gold_in_top_candidate": share(top1),
+        "gold_in_any_candidate": share([bool(r["y"].any()) for r, _ in ans]),
+        "answerable_declined": share([p[0] < tau for _, p in ans]),
         "unanswerable": len(una),
-        "unanswerable_declined": round(float(np.mean([p[0] < tau for _, p in una])), 3)
-        if una
-        else None,
+        "unanswerable_declined": share([p[0] < tau for _, p in una]),
     }
 
 
@@ -202,36 +238,84 @@ def _threshold(records, preds, max_false_decline: float) -> float:  # type: igno
     return float(scores[k]) - 1e-6
 
 
+def _folds(n: int, k: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n) % k
+
+
+def _fit_decline(rows: list[Any], labels: list[int], c: float) -> dict[str, Any]:
+    keep = [i for i, q in enumerate(rows) if q is not None]
+    x = np.vstack([rows[i][0] for i in keep])
+    return _standardised_lr(x, np.array([labels[i] for i in keep]), c)
+
+
+def _decline_preds(rows: list[Any], decline: dict[str, Any]) -> list[tuple[float, int]]:
+    out = []
+    for q in rows:
+        if q is None:
+            out.append((0.0, -1))
+        else:
+            out.append((float(1 / (1 + np.exp(-_logits(q[0][None], decline)[0]))), q[1]))
+    return out
+
+
+def _limited(records: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The records as a reader parsing only the first ``limit`` candidates would see them
+    (collect keeps them in the reader's prefilter order)."""
+    return [{**r, "x": r["x"][:limit], "y": r["y"][:limit]} for r in records]
+
+
 def fit(args: argparse.Namespace) -> None:
+    """Ranker and decline model, each judged on questions its fit never saw.
+
+    The ranker's out-of-fold logits give every fitting question the question features it
+    would have at run time (the ranker never saw it); the decline model is fitted on those,
+    and its own out-of-fold probabilities set the threshold and the CV report."""
     records = [r for r in _load(args.data) if r["split"] == "fit" or args.all_fit]
-    rng = np.random.default_rng(args.seed)
-    folds = rng.permutation(len(records)) % args.folds
+    records = _limited(records, args.parse_limit)
+    folds = _folds(len(records), args.folds, args.seed)
+    rows: list[Any] = [None] * len(records)
+    for f in range(args.folds):
+        ranker = _fit_ranker([r for r, k in zip(records, folds, strict=True) if k != f], args.C)
+        held = [i for i, k in enumerate(folds) if k == f]
+        for i, q in zip(held, _question_rows([records[i] for i in held], ranker), strict=True):
+            rows[i] = q
+    labels = [_answerable(r) for r in records]
+    dfolds = _folds(len(records), args.folds, args.seed + 1)
     preds: list[tuple[float, int]] = [(0.0, -1)] * len(records)
     for f in range(args.folds):
-        train = [r for r, k in zip(records, folds, strict=True) if k != f]
-        params = _fit_lr(train, args.C)
-        for i, k in enumerate(folds):
-            if k == f:
-                preds[i] = _best(records[i], *params)
+        train = [i for i, k in enumerate(dfolds) if k != f]
+        decline = _fit_decline([rows[i] for i in train], [labels[i] for i in train], args.C)
+        held = [i for i, k in enumerate(dfolds) if k == f]
+        for i, p in zip(held, _decline_preds([rows[i] for i in held], decline), strict=True):
+            preds[i] = p
     tau = _threshold(records, preds, args.max_false_decline)
     report: dict[str, Any] = {"threshold_from_cv": tau, "cv": {}}
     for name in [*sorted({r["set"] for r in records}), "all"]:
         idx = [i for i, r in enumerate(records) if name in ("all", r["set"])]
         report["cv"][name] = _metrics([records[i] for i in idx], [preds[i] for i in idx], tau)
-    mean, scale, coef, intercept = _fit_lr(records, args.C)
+    ranker = _fit_ranker(records, args.C)
+    decline = _fit_decline(rows, labels, args.C)
     from assistant.reader.features import FEATURES
+    from assistant.reader.scorer import DECLINE_FEATURES
+
+    def part(p: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "features": list(names),
+            "mean": p["mean"].tolist(),
+            "scale": p["scale"].tolist(),
+            "coef": p["coef"].tolist(),
+            "intercept": p["intercept"],
+        }
 
     model = {
-        "features": list(FEATURES),
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "coef": coef.tolist(),
-        "intercept": intercept,
+        "ranker": part(ranker, FEATURES),
+        "decline": part(decline, DECLINE_FEATURES),
         "threshold": tau,
+        "parse_limit": args.parse_limit,
     }
     if args.test:
-        test = [r for r in _load(args.test) if r["split"] == "test"]
-        tp = [_best(r, mean, scale, coef, intercept) for r in test]
+        test = _limited([r for r in _load(args.test) if r["split"] == "test"], args.parse_limit)
+        tp = _decline_preds(_question_rows(test, ranker), decline)
         report["test"] = {
             name: _metrics(
                 [r for r in test if name in ("all", r["set"])],
@@ -253,7 +337,10 @@ def fit(args: argparse.Namespace) -> None:
         "report": report,
     }
     print(json.dumps(report, indent=1))
-    print(dict(zip(FEATURES, np.round(coef, 2), strict=True)))
+    print("ranker", dict(zip(FEATURES, np.round(ranker["coef"], 2).tolist(), strict=True)))
+    print(
+        "decline", dict(zip(DECLINE_FEATURES, np.round(decline["coef"], 2).tolist(), strict=True))
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
@@ -267,6 +354,12 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--format", choices=["jsonl", "rtqa"], default="jsonl")
     c.add_argument("--name")
     c.add_argument("--k", type=int, default=5)
+    c.add_argument(
+        "--parse-limit",
+        type=int,
+        default=12,
+        help="candidates kept per question, in the reader's prefilter order (fit may use fewer)",
+    )
     c.add_argument("--drop-gold", action="store_true", help="retrieve without the gold article")
     c.add_argument("--test-share", type=float, default=0.34)
     f = sub.add_parser("fit")
@@ -276,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--folds", type=int, default=5)
     f.add_argument("--C", type=float, default=1.0)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--parse-limit", type=int, default=8, help="candidates the reader parses")
     f.add_argument("--max-false-decline", type=float, default=0.04)
     f.add_argument("--all-fit", action="store_true", help="use both splits (e.g. the dev set)")
     args = p.parse_args(argv)

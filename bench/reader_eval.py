@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,12 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     ]
     read_answer("warm up", retriever.invoke("warm up"))
     rows = []
+    cpu: list[float] = []  # the machine is shared: CPU time beside wall time
     for q in questions:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         docs = retriever.invoke(q["question"])
         text, _citations, answered, _short = read_answer(q["question"], docs)
         out = Read(text, answered)
         ms = (time.perf_counter() - t0) * 1000
+        cpu.append((time.process_time() - c0) * 1000)
         rows.append((q, out, ms))
         if args.show_misses and q["answer"] and not contains(out.text, q["answer"]):
             print(f"MISS {q['question']!r} gold={q['answer']!r} -> {out.text[:160]!r}")
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         "unanswerable_declined": share([not o.answered for _, o in una]),
         "latency_ms_p50": round(float(np.percentile(ms, 50)), 1) if ms else None,
         "latency_ms_p95": round(float(np.percentile(ms, 95)), 1) if ms else None,
+        "cpu_ms_p50": round(float(np.percentile(cpu, 50)), 1) if cpu else None,
+        "cpu_ms_p95": round(float(np.percentile(cpu, 95)), 1) if cpu else None,
+        "load_average": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(report))
 

@@ -82,15 +82,42 @@ def test_followups_borrow_names_only_when_needed(
 
 def test_shipped_weights_match_the_features_and_record_their_fit() -> None:
     model = load_model()
-    assert model.coef.shape == model.mean.shape == model.scale.shape
+    for part in (model.ranker, model.decline):
+        assert part.coef.shape == part.mean.shape == part.scale.shape
     assert 0.0 < model.threshold < 1.0
     data = json.loads(
         (Path(__file__).resolve().parents[1] / "assistant/reader/weights.json").read_text()
     )
     assert data["fitted_on"]["questions"] > 100
     assert "cv" in data["report"]
-    p = model.prob(np.vstack([model.mean, model.mean]))
-    assert p.shape == (2,)
+    x = np.vstack([model.ranker.mean, model.ranker.mean])
+    assert model.prob(x).shape == model.answerable(x).shape == (2,)
+    assert "test" in data["report"]  # the held-out split was scored
+
+
+def test_candidate_features_ignore_rank_and_the_other_candidates() -> None:
+    """A sentence's features (so the ranker's score and the decline model's input) are the
+    same whether its passage is retrieved alone at rank 1 or at rank 3 below unrelated
+    stories: the old rank and gap-to-best features moved the decision with the corpus."""
+    from assistant.reader.reader import Reader
+
+    question = "What did Bessent threaten?"
+    target = _doc(
+        "Bessent spoke on Sunday. He said everything is on the table if China goes ahead.",
+        title="Trade talks",
+        n=9,
+    )
+    noise = [
+        _doc(f"Bessent threatened nothing at the {w} meeting, officials said.", title=w, n=i)
+        for i, w in enumerate(["bank", "budget"])
+    ]
+
+    def rows(docs):  # type: ignore[no-untyped-def]
+        _, cands = Reader().candidates(question, docs)
+        return {(c.unit.article_id, c.unit.start): c.x.tolist() for c in cands}
+
+    alone, crowded = rows([target]), rows([*noise, target])
+    assert alone and all(crowded[key] == x for key, x in alone.items())
 
 
 def _citation(quote: str) -> Citation:
@@ -150,9 +177,10 @@ def _decisions(settings) -> dict[str, tuple[bool, str | None]]:  # type: ignore[
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap (issue 12): with the 510 BBC business stories added, 8 of 28 sample "
-    "questions change (one decision, the rest the cited sentence, mostly unanswerable ones "
-    "answered from another story); remove this mark when it passes",
+    reason="known gap (issue 12): the fitted reader no longer reads retrieval rank or gaps to "
+    "other candidates, but unanswerable questions about the sample still get answered from "
+    "unrelated stories once those are indexed (bench/README.md: 6 of 28 change over the "
+    "sample + 930 BBC stories); remove this mark when it passes",
 )
 def test_decisions_do_not_move_when_unrelated_articles_are_added(tmp_path: Path) -> None:
     """Own questions about the sample: the sample indexed alone, then with the 510 BBC business
@@ -166,7 +194,7 @@ def test_decisions_do_not_move_when_unrelated_articles_are_added(tmp_path: Path)
     business = _shared_dir() / "eval" / "bbc" / "business"
     if not business.is_dir():
         pytest.skip("BBC corpus not available")
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path / "home", answerer="fitted")
     sync(settings, [str(SAMPLE)], show_bar=False)
     alone = _decisions(settings)
     sync(settings, [str(SAMPLE), str(business)], show_bar=False)
@@ -200,14 +228,20 @@ def _doc(text: str, title: str = "Talks", n: int = 0):  # type: ignore[no-untype
 
 
 def _coverage_model(threshold: float):  # type: ignore[no-untyped-def]
+    """Ranker: coverage of the question minus a type miss; decline model: the ranker's own
+    logit, so ``threshold`` applies to the best candidate's ranker probability."""
     from assistant.reader.features import FEATURES
-    from assistant.reader.scorer import Model
+    from assistant.reader.scorer import DECLINE_FEATURES, Linear, Model
 
     coef = np.zeros(len(FEATURES))
     coef[FEATURES.index("cov_ctx")] = 6.0
     coef[FEATURES.index("type_miss")] = -6.0
-    n = len(FEATURES)
-    return Model(FEATURES, np.zeros(n), np.ones(n), coef, -3.0, threshold)
+    n, m = len(FEATURES), len(DECLINE_FEATURES)
+    ranker = Linear(FEATURES, np.zeros(n), np.ones(n), coef, -3.0)
+    score = np.zeros(m)
+    score[DECLINE_FEATURES.index("score")] = 1.0
+    decline = Linear(DECLINE_FEATURES, np.zeros(m), np.ones(m), score, 0.0)
+    return Model(ranker, decline, threshold)
 
 
 def test_reader_quotes_the_typed_sentence_and_marks_its_phrase() -> None:
@@ -254,3 +288,17 @@ def test_decline_keeps_the_closest_passages() -> None:
     out = Reader(model=_coverage_model(0.99)).answer("Who chairs the bank?", docs)
     assert not out.answered and out.text == NO_ANSWER
     assert 1 <= len(out.citations) <= 3
+
+
+def test_bench_answer_match_splits_words_at_typographic_punctuation() -> None:
+    """The reader's fit and its benchmark count an answer as right when the gold phrase is in
+    it as whole words; a curly apostrophe or dash used to be dropped, gluing words together."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fit_reader import contains
+
+    assert contains("Gustavo Petro will become Colombia’s first leftist leader", "Colombia")
+    assert contains("prices for eggs soared 38% – chicken jumped", "chicken")
+    assert contains("Maternity pay is to rise by £1,400.", "£1,400")
+    assert not contains("Colombian coffee", "Colombia")

@@ -129,10 +129,12 @@ def coverage(terms: dict[str, float], text: str) -> float:
 
 
 def prefilter(terms: dict[str, float], unit: Unit) -> float:
-    """A cheap score that decides which sentences are worth parsing."""
+    """A cheap score that decides which sentences are worth parsing. It ignores the passage's
+    retrieval rank (a tie-break only), so an unrelated story ranked above the right passage
+    does not push the right sentence out of the parsed few."""
     own = coverage(terms, unit.text)
     ctx = coverage(terms, f"{unit.previous} {unit.title}") if not unit.headline else 0.0
-    return own + 0.5 * ctx - 0.02 * unit.rank
+    return own + 0.5 * ctx
 
 
 def typed_spans(sent, analysis: QuestionAnalysis) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]

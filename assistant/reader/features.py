@@ -1,8 +1,10 @@
 """Features of a candidate sentence, all independent of how many articles are indexed.
 
-Each value is a share, a cosine, a flag or a rank-derived number: none uses corpus statistics
-(IDF, BM25 scores) that move when unrelated articles are added, so a fitted threshold means
-the same thing over one article and over ten thousand. Question-term weights come from general
+Each value is a share, a cosine or a flag of the candidate alone: none uses corpus statistics
+(IDF, BM25 scores), the retrieval rank of its passage, or a gap to the other candidates, all of
+which move when unrelated articles are added (a story about something else pushes the right
+passage from rank 1 to rank 3 without changing a word of it). So a fitted threshold means the
+same thing over one article and over ten thousand. Question-term weights come from general
 English word frequencies (``wordfreq``), not from the index.
 """
 
@@ -25,11 +27,9 @@ FEATURES: tuple[str, ...] = (
     "cov",  # weighted share of question terms in the sentence
     "cov_ctx",  # ... counting the previous sentence (pronoun start) and the headline
     "cov_win",  # ... counting both neighbours
-    "cov_gap",  # cov_ctx minus the best cov_ctx among the candidates (<= 0)
-    "dense",  # cosine(question, the sentence's retrieved passage)
+    "miss_rare",  # weight of the rarest question term missing from sentence + context, over
+    # the rarest term's weight: the asked-for detail ("spokesperson") is not there
     "dense_sent",  # cosine(question, the sentence with its pronoun's antecedent)
-    "dense_gap",  # dense_sent minus the best dense_sent among the candidates (<= 0)
-    "rank",  # 1 / (1 + retrieval rank of the passage)
     "typed_q",  # the question wants a short typed phrase
     "type_ok",  # the sentence holds a span of that type the question does not say
     "type_miss",  # typed_q and not type_ok
@@ -55,7 +55,8 @@ class Scored:
     unit: Unit
     x: np.ndarray
     span: tuple[int, int] | None
-    prob: float = 0.0
+    prob: float = 0.0  # the ranker's: is this the sentence to quote?
+    support: float = 0.0  # the decline model's: is the question answered if it is quoted?
 
 
 def context_text(unit: Unit) -> str:
@@ -70,7 +71,6 @@ def featurize(
     terms: dict[str, float],
     cands: Sequence[Unit],
     parsed: Sequence,  # spaCy Docs of each candidate's text
-    dense: Sequence[float],
     dense_sent: Sequence[float],
 ) -> list[Scored]:
     """Feature vectors for ``cands`` (parsed and embedded by the caller)."""
@@ -78,18 +78,18 @@ def featurize(
     subj_toks = [set(tokenize(s)) for s in analysis.subjects]
     q_toks = set(tokenize(analysis.text))
     typed_q = analysis.wants_span
-    cov_ctx_all = []
-    rows: list[tuple[Unit, dict[str, float], tuple[int, int] | None]] = []
-    for unit, doc, sim, sim_sent in zip(cands, parsed, dense, dense_sent, strict=True):
+    top_weight = max(terms.values(), default=0.0)
+    out: list[Scored] = []
+    for unit, doc, sim_sent in zip(cands, parsed, dense_sent, strict=True):
         f: dict[str, float] = {}
         prev = unit.previous if pronoun_start(unit.text) else ""
         f["cov"] = coverage(terms, unit.text)
         f["cov_ctx"] = coverage(terms, f"{unit.text} {prev} {unit.title}")
         f["cov_win"] = coverage(terms, f"{unit.previous} {unit.text} {unit.following}")
-        cov_ctx_all.append(f["cov_ctx"])
-        f["dense"] = float(sim)
+        window = set(tokenize(f"{unit.text} {prev} {unit.title}"))
+        missing = [w for t, w in terms.items() if t not in window]
+        f["miss_rare"] = max(missing, default=0.0) / top_weight if top_weight else 0.0
         f["dense_sent"] = float(sim_sent)
-        f["rank"] = 1.0 / (1.0 + unit.rank)
         f["typed_q"] = float(typed_q)
         spans = typed_spans(doc, analysis) if typed_q else []
         f["type_ok"] = float(bool(spans))
@@ -114,13 +114,6 @@ def featurize(
         content = [t for t in sent_toks]
         f["novel"] = sum(t not in q_toks for t in content) / len(content) if content else 0.0
         f["quote"] = float(any(c in unit.text for c in '"“”'))
-        rows.append((unit, f, span))
-    best_cov = max(cov_ctx_all, default=0.0)
-    best_dense = max(dense_sent, default=0.0)
-    out = []
-    for unit, f, span in rows:
-        f["cov_gap"] = f["cov_ctx"] - best_cov
-        f["dense_gap"] = f["dense_sent"] - best_dense
         out.append(Scored(unit, np.array([f[n] for n in FEATURES], dtype=float), span))
     return out
 

@@ -3,7 +3,7 @@ then answer with the best sentence (its answer phrase marked) or decline.
 
 Parsing every sentence of five passages would cost more than the whole answer budget on a
 busy core, so a cheap weighted term overlap picks the ``parse_limit`` most promising sentences
-first; only those are parsed and embedded.
+first; only those are parsed and embedded (as many as the fitted model was fitted on).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Reader:
         embedder: Embeddings | None = None,
         *,
         model: Model | None = None,
-        parse_limit: int = 8,
+        parse_limit: int | None = None,
     ) -> None:
         self.embedder = embedder
         self.model = model
@@ -67,30 +67,32 @@ class Reader:
         for u in pool:
             u.prefilter = prefilter(terms, u)
         pool.sort(key=lambda u: (-u.prefilter, u.rank, u.start))
-        top = pool[: self.parse_limit]
+        limit = self.parse_limit if self.parse_limit is not None else self._model().parse_limit
+        top = pool[:limit]
         if not top:
             return analysis, []
         parsed = list(nlp().pipe([u.text for u in top]))
-        # The passage's cosine similarity to the question comes from the dense search the
-        # retriever already ran; the sentence's own similarity needs the embedder.
-        passage = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
-        sentence = passage
+        # Without an embedder (unit tests) the passage's cosine from the dense search stands in
+        # for the sentence's own.
+        sentence = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
         if self.embedder is not None:  # only the few parsed sentences are embedded
             vectors = np.array(self.embedder.embed_documents([context_text(u) for u in top]))
             query = np.array(self.embedder.embed_query(question))
             norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9
             sentence = [float(v) for v in vectors @ query / norms]
-        return analysis, featurize(analysis, terms, top, parsed, passage, sentence)
+        return analysis, featurize(analysis, terms, top, parsed, sentence)
 
     def score(
         self, question: str, docs: Sequence[Document]
     ) -> tuple[QuestionAnalysis, list[Scored]]:
-        """Candidates with probabilities, best first."""
+        """Candidates best first, each with the ranker's probability (``prob``) and the decline
+        model's probability that the question is answered when it is quoted (``support``)."""
         analysis, cands = self.candidates(question, docs)
         if cands:
-            probs = self._model().prob(np.vstack([c.x for c in cands]))
-            for c, p in zip(cands, probs, strict=True):
-                c.prob = float(p)
+            x = np.vstack([c.x for c in cands])
+            model = self._model()
+            for c, p, s in zip(cands, model.prob(x), model.answerable(x), strict=True):
+                c.prob, c.support = float(p), float(s)
         cands.sort(key=lambda c: (-c.prob, c.unit.rank, c.unit.start))
         return analysis, cands
 
@@ -98,14 +100,14 @@ class Reader:
         """Answer from ``docs`` (the retrieved passages, best first)."""
         analysis, ranked = self.score(question, docs)
         threshold = self._model().threshold
-        if not ranked or ranked[0].prob < threshold:
+        if not ranked or ranked[0].support < threshold:
             return ReaderAnswer(NO_ANSWER, False, _closest(ranked, docs), None, analysis)
         best = ranked[0]
         chosen = [best]
         follow = _continuation(best, ranked, threshold)
         for c in ranked[1:]:
-            if c.prob < threshold:
-                break
+            if c.support < threshold:
+                continue
             if c is not follow and _adds_fact(c, chosen, analysis):
                 chosen.append(c)
                 break
@@ -117,7 +119,7 @@ class Reader:
                 widened = _article_slice(docs[c.unit.doc], start, follow.unit.end)
                 if widened.endswith(follow.unit.text):
                     end, quote = follow.unit.end, widened
-            cite = _citation(len(citations) + 1, docs[c.unit.doc], quote, start, end, c.prob)
+            cite = _citation(len(citations) + 1, docs[c.unit.doc], quote, start, end, c.support)
             if c.unit.headline:  # not in the article text: the headline is its own passage
                 cite = replace(cite, start=0, end=len(quote), passage=quote, passage_start=0)
             citations.append(cite)
@@ -130,12 +132,12 @@ class Reader:
 
 def _continuation(best: Scored, ranked: list[Scored], threshold: float) -> Scored | None:
     """The sentence right after the best one when it continues it with a pronoun ("But he
-    also cautioned ...") and the model also rates it above the threshold: such a follow-up
-    usually completes the statement, so it is quoted with it."""
+    also cautioned ...") and the model would also have accepted it as the answer: such a
+    follow-up usually completes the statement, so it is quoted with it."""
     for c in ranked:
         u = c.unit
         if (
-            c.prob >= threshold
+            c.support >= threshold
             and not u.headline
             and u.article_id == best.unit.article_id
             and u.start > best.unit.start
@@ -193,6 +195,6 @@ def _closest(ranked: list[Scored], docs: Sequence[Document]) -> list[Citation]:
             best.setdefault(c.unit.article_id, c)
     picks = sorted(best.values(), key=lambda c: -c.prob)[:3]
     return [
-        _citation(i + 1, docs[c.unit.doc], c.unit.text, c.unit.start, c.unit.end, c.prob)
+        _citation(i + 1, docs[c.unit.doc], c.unit.text, c.unit.start, c.unit.end, c.support)
         for i, c in enumerate(picks)
     ]

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.errors import EmptyIndexError, StoreUnavailableError
 from assistant.settings import Settings
@@ -24,7 +24,9 @@ from index.store import (
     active_generation,
     empty_status,
 )
-from index.sync import Progress, forget, sync
+
+if TYPE_CHECKING:  # index.sync loads the article readers (trafilatura, lxml): a question needs none
+    from index.sync import Progress
 
 History = Sequence[tuple[str, str]] | Sequence[dict[str, Any]] | None
 
@@ -149,12 +151,13 @@ def stream_answer(
     as_of: date | None = None,
 ) -> Iterator[str | Answer]:
     """Yield the answer text as it is produced (``str`` deltas), then the final ``Answer``."""
-    from assistant.chain import run_chain
-
     settings = _settings(settings)
     if llm is not None:
         settings = settings.model_copy(update={"llm": llm or None})
     with reading_index(settings) as index:
+        # Imported once the index is open: its model loads on a thread meanwhile (cold start).
+        from assistant.chain import run_chain
+
         yield from run_chain(
             index,
             question,
@@ -176,6 +179,8 @@ def sync_articles(
     wait: float = 0.0,
 ) -> SyncReport:
     """Make the index mirror ``sources`` (default: the sources synced before)."""
+    from index.sync import sync
+
     settings = _settings(settings)
     report = sync(
         settings, sources, rebuild=rebuild, progress=progress, wait=wait, show_bar=progress is None
@@ -191,6 +196,8 @@ def forget_sources(
 ) -> SyncReport:
     """Remove every article indexed from ``sources`` (folders, files or URLs). A source that
     goes missing is never removed by a sync; this is how a user drops one on purpose."""
+    from index.sync import forget
+
     report = forget(_settings(settings), sources, wait=wait)
     with _lock:
         for index in _open.values():

@@ -19,6 +19,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +175,18 @@ class OnnxRunner:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        # Idle pool threads sleep instead of spinning: on a machine whose cores are shared
+        # (the UI beside a sync, other jobs), spinning burnt CPU that the busy ones needed.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_file = directory / (INT8_FILE if int8 else FP32_FILE)
-        self.session = ort.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
+        # ONNX Runtime reads and prepares the graph without holding the GIL, so the session is
+        # made on a thread: a cold question imports LangChain and Chroma meanwhile. The first
+        # embedding waits for it (and raises what its creation raised).
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-session")
+        self._session: Future[Any] = loader.submit(
+            ort.InferenceSession, str(model_file), options, providers=["CPUExecutionProvider"]
         )
+        loader.shutdown(wait=False)
         self.inputs: list[str] = list(manifest["inputs"])
         self.pad_id = int(manifest["pad_id"])
         self.pad_type_id = int(manifest["pad_type_id"])
@@ -186,9 +196,22 @@ class OnnxRunner:
         self.head: list[dict[str, Any]] = list(manifest["head"])
         with np.load(directory / "head.npz") as arrays:
             self.arrays = {k: arrays[k] for k in arrays.files}
-        self.counter = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self.encoder = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        self._tokenizer_file = str(directory / TOKENIZER_FILE)
+        self.encoder = Tokenizer.from_file(self._tokenizer_file)
         self.encoder.enable_truncation(max_length=self.max_seq_length)
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session, once its creation (started in ``__init__``) is done."""
+        return self._session.result()
+
+    @cached_property
+    def counter(self) -> Any:
+        """An untruncated copy of the tokenizer, for measuring text; only indexing needs it,
+        so a question does not pay for parsing the tokenizer twice."""
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(self._tokenizer_file)
 
     def token_spans(self, text: str) -> list[Span]:
         enc = self.counter.encode(text, add_special_tokens=False)

@@ -5,6 +5,12 @@ read from the loaded model's own modules and recorded in a manifest, so the runt
 (index/onnx_embedder.py) reproduces sentence-transformers without importing torch. Every
 export is checked against sentence-transformers on probe texts (with padding in the batch)
 before it is accepted: a graph that does not reproduce the model is refused, never served.
+
+The fp32 graph is then rewritten by ONNX Runtime's transformer optimizer (fused attention,
+embedding + LayerNorm, skip LayerNorm, bias GELU; it ships with onnxruntime, nothing is
+downloaded): about 40 nodes instead of 600, which loads faster and runs faster, with the same
+vectors (it must pass the same check, else the plain graph is kept). The attention is exported
+in its "eager" form because the optimizer recognises that pattern and not SDPA's.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 1  # bump when the files or manifest change: old exports are then ignored
+EXPORT_FORMAT = 2  # bump when the files or manifest change: old exports are then ignored
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -168,6 +174,48 @@ def _export_graph(hf_model: Any, inputs: list[str], sample: dict[str, Any], path
     raise UnsupportedModelError("torch.onnx.export failed (" + "; ".join(errors)[:600] + ")")
 
 
+def _eager_attention(hf_model: Any) -> None:
+    """Export attention as plain MatMul/Softmax (the form the ONNX optimizer fuses); a model
+    that cannot switch keeps its own, and is simply exported unfused."""
+    try:
+        if hasattr(hf_model, "set_attn_implementation"):
+            hf_model.set_attn_implementation("eager")
+        else:
+            hf_model.config._attn_implementation = "eager"
+    except Exception as exc:  # transformers raises ValueError/ImportError for some models
+        log.info("attention stays %s for export: %s", type(hf_model).__name__, exc)
+
+
+def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
+    """ONNX Runtime's transformer optimizer over ``src`` into ``dst``: the fused operators
+    it made (none: ``dst`` is not written). Graph-level only (``opt_level=0``), so the file
+    runs on any CPU; ONNX Runtime applies its own machine-specific passes at load."""
+    heads = int(getattr(config, "num_attention_heads", 0) or 0)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    if getattr(config, "model_type", "") not in ("bert", "mpnet", "roberta", "xlm-roberta"):
+        return {}
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the optimizer logs every pass it tries
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = optimize_model(
+                str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+            )
+        fused = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+        if fused:
+            model.save_model_to_file(str(dst))
+        return fused
+    except Exception as exc:  # an unusual graph: keep the plain one
+        log.info("transformer optimizer failed (%s); the plain graph is used", exc)
+        return {}
+    finally:
+        root.setLevel(level)
+
+
 def _quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -204,8 +252,14 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
     sample = tokenizer(
         _PROBES[:2], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
     )
-    exporter = _export_graph(hf_model, inputs, dict(sample), out_dir / FP32_FILE)
-    _quantize(out_dir / FP32_FILE, out_dir / INT8_FILE)
+    _eager_attention(hf_model)
+    plain = out_dir / "model.plain.onnx"
+    exporter = _export_graph(hf_model, inputs, dict(sample), plain)
+    # int8 is quantised from the plain graph: the form whose quality was measured (bench/README).
+    _quantize(plain, out_dir / INT8_FILE)
+    fused = _fuse(plain, out_dir / FP32_FILE, hf_model.config)
+    if not fused:
+        plain.rename(out_dir / FP32_FILE)
 
     backend = tokenizer.backend_tokenizer
     backend.no_padding()
@@ -231,11 +285,21 @@ def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]
         "dimension": int(_dimension(model)),
         "head": steps,
         "exporter": exporter,
+        "fused": fused,
         "torch": torch.__version__,
         "platform": platform.machine(),
     }
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    manifest["check"] = _check(model, out_dir, manifest)
+    try:
+        manifest["check"] = _check(model, out_dir, manifest)
+    except UnsupportedModelError:
+        if not fused:
+            raise
+        log.warning("the fused graph differs from the model; using the plain graph")
+        plain.replace(out_dir / FP32_FILE)
+        manifest["fused"] = {}
+        manifest["check"] = _check(model, out_dir, manifest)
+    plain.unlink(missing_ok=True)
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest
 

@@ -78,6 +78,98 @@ def test_onnx_fp32_matches_sentence_transformers_on_news_text(tmp_path: Path) ->
     assert all(onnx_e.token_spans(t) == torch_e.token_spans(t) for t in texts[:12])
 
 
+@pytest.mark.integration
+def test_the_fp32_export_is_the_fused_graph(tmp_path: Path) -> None:
+    """Issue 15: ONNX Runtime's transformer optimizer fuses attention, embedding and skip
+    LayerNorms and GELU into the served fp32 graph (the vectors stay those of
+    sentence-transformers: the test above); the int8 file stays the plain graph quantised."""
+    import onnx
+
+    onnx_e = _embedder(tmp_path, "onnx")
+    assert isinstance(onnx_e, OnnxEmbeddings)
+    manifest = onnx_embedder.read_manifest(onnx_e.directory)
+    assert manifest is not None and manifest["fused"].get("Attention", 0) >= 6
+    ops = {n.op_type for n in onnx.load(str(onnx_e.directory / onnx_export.FP32_FILE)).graph.node}
+    assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization"} <= ops
+    assert "Softmax" not in ops  # no unfused attention left
+    assert manifest["check"]["fp32_min_cosine"] >= 0.9999
+    assert not (onnx_e.directory / "model.plain.onnx").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_fused_graph_that_differs_is_replaced_by_the_plain_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fusion that changes the vectors (here: the int8 graph passed off as the fused fp32
+    one) fails the check against sentence-transformers; the export then serves the plain graph
+    instead of refusing the model or serving the wrong vectors."""
+
+    def bad_fuse(src: Path, dst: Path, config: object) -> dict[str, int]:
+        shutil.copyfile(src.with_name(onnx_export.INT8_FILE), dst)
+        return {"Attention": 6}
+
+    monkeypatch.setattr(onnx_export, "_fuse", bad_fuse)
+    directory, manifest = ensure_export(tmp_path / "models", str(BUNDLED_DIR))
+    assert manifest["fused"] == {}
+    assert manifest["check"]["fp32_min_cosine"] >= 0.9999
+    assert not (directory / "model.plain.onnx").exists()
+
+
+class _GatedSession:
+    """A stand-in for onnxruntime.InferenceSession whose creation waits for a signal."""
+
+    gate = threading.Event()
+    fail: Exception | None = None
+    options: object = None
+
+    def __init__(self, path: str, options: object, providers: list[str]) -> None:
+        _GatedSession.options = options
+        assert self.gate.wait(30)
+        if self.fail is not None:
+            raise self.fail
+
+
+def test_the_onnx_session_is_made_on_a_thread_and_its_error_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 (cold start): creating the runner does not wait for ONNX Runtime to read and
+    prepare the graph (a question imports LangChain and Chroma meanwhile); the first use of
+    the session waits for it, and a failure to create it is raised there, not swallowed. Idle
+    pool threads do not spin."""
+    import onnxruntime
+
+    export = tmp_path / "export"
+    export.mkdir()
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]")).save(str(export / "tokenizer.json"))
+    np.savez(export / "head.npz")
+    manifest = {
+        "inputs": ["input_ids", "attention_mask"],
+        "pad_id": 0,
+        "pad_type_id": 0,
+        "max_seq_length": 16,
+        "dimension": 4,
+        "head": [],
+    }
+    monkeypatch.setattr(onnxruntime, "InferenceSession", _GatedSession)
+    for fail in (None, RuntimeError("protobuf parsing failed")):
+        monkeypatch.setattr(_GatedSession, "gate", threading.Event())
+        monkeypatch.setattr(_GatedSession, "fail", fail)
+        runner = onnx_embedder.OnnxRunner(export, manifest, int8=False)  # returns at once
+        assert not runner._session.done()
+        _GatedSession.gate.set()
+        if fail is None:
+            assert isinstance(runner.session, _GatedSession)
+        else:
+            with pytest.raises(RuntimeError, match="protobuf"):
+                runner.session  # noqa: B018
+    options = _GatedSession.options
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # type: ignore[attr-defined]
+
+
 def _model_copy(tmp_path: Path, pooling: dict[str, object] | None = None) -> Path:
     """The bundled model's files in a folder of its own (weights linked, configs copied)."""
     target = tmp_path / "model-copy"
@@ -248,7 +340,9 @@ from assistant.cli import main
 code = main(["ask", "What did Bessent threaten?", "--json"])
 print(json.dumps({"code": code, "torch": "torch" in sys.modules, "gradio": "gradio" in sys.modules,
     "transformers": "transformers" in sys.modules,
-    "sentence_transformers": "sentence_transformers" in sys.modules}), file=sys.stderr)
+    "sentence_transformers": "sentence_transformers" in sys.modules,
+    "spacy": "spacy" in sys.modules, "index.sync": "index.sync" in sys.modules,
+    "trafilatura": "trafilatura" in sys.modules}), file=sys.stderr)
 """
 
 
@@ -275,6 +369,11 @@ def test_a_question_from_the_cli_imports_neither_torch_nor_gradio(tmp_path: Path
         "gradio": False,
         "transformers": False,
         "sentence_transformers": False,
+        # Issue 15 (cold start): the default extractive answer needs no spaCy, and a question
+        # needs none of the article readers (index.sync -> trafilatura, lxml).
+        "spacy": False,
+        "index.sync": False,
+        "trafilatura": False,
     }
 
 

@@ -45,6 +45,23 @@ class Settings(IndexSettings):
             "gave the same MRR gain over 0 (+0.004), so the smaller weight."
         ),
     )
+    age_prior: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "For every question, scale each passage by max(1 / (1 + age_prior * age in "
+            "years), 0.5), age counted from `age_grace_days` before the as-of date: a question "
+            "asked on a date mostly concerns the news just before it. 0 turns it off."
+        ),
+    )
+    age_grace_days: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Days before the as-of date that the age prior treats as age 0 (no preference "
+            "among them: a later report of a story is not a better source than the first)."
+        ),
+    )
     date_window: Literal["prefer", "filter", "off"] = Field(
         default="prefer",
         description=(

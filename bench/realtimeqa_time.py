@@ -170,6 +170,7 @@ def run(
     date_window: str | None = None,
     age_prior: float | None = None,
     age_grace_days: int | None = None,
+    dump: Path | None = None,
 ) -> dict[str, float]:
     from assistant.api import answer
     from assistant.settings import Settings
@@ -186,6 +187,7 @@ def run(
     settings = Settings(**update)
     doc_of_url = {f"https://pool.invalid/{d}": d for d in pool}
     future = gold_in = newer_top = answered = 0
+    rows = []
     for q in questions:
         day = question_day(q)
         result = answer(q["question"], settings=settings, as_of=day if as_of else date(2100, 1, 1))
@@ -194,8 +196,19 @@ def run(
         if any((d := article_day(pool[c])) is not None and d > day for c in cited if c):
             future += 1
         golds = {normalise(t) for t in q["answer_text"]}
-        if any(g and g in normalise(answer_body(result.text)) for g in golds):
-            gold_in += 1
+        hit = any(g and g in normalise(answer_body(result.text)) for g in golds)
+        gold_in += hit
+        rows.append(
+            {
+                "question": q["question"],
+                "question_date": day.isoformat(),
+                "gold": q["answer_text"],
+                "gold_in_answer": hit,
+                "answered": result.answered,
+                "text": result.text,
+                "cited": cited,
+            }
+        )
         top = next((c for c in cited if c), None)
         if top and top not in q["gold_doc_ids"]:
             top_day = article_day(pool[top])
@@ -203,6 +216,9 @@ def run(
             known = [g for g in gold_days if g]
             if top_day and known and top_day > max(known):
                 newer_top += 1
+    if dump is not None:
+        with dump.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row) + "\n" for row in rows)
     n = len(questions)
     return {
         "questions": n,
@@ -238,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         default="off,prefer,filter",
         help="date_window modes the grid tries (comma-separated)",
     )
+    parser.add_argument(
+        "--dump", type=Path, help="write each run's answers as JSONL to DUMP-<run>.jsonl"
+    )
     parser.add_argument("--index-only", action="store_true")
     parser.add_argument(
         "--grid",
@@ -271,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.no_baseline:
         stats = run(
-            questions, pool, args.home, as_of=False, recency=0.0, date_window="off", age_prior=0.0
+            questions,
+            pool,
+            args.home,
+            as_of=False,
+            recency=0.0,
+            date_window="off",
+            age_prior=0.0,
+            dump=args.dump and args.dump.with_name(f"{args.dump.name}-without.jsonl"),
         )
         print("without as-of (no window, no recency):", json.dumps(stats), flush=True)
     for weight in args.recency or [None]:
@@ -285,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 date_window=args.date_window,
                 age_prior=prior,
                 age_grace_days=args.age_grace[0] if args.age_grace else None,
+                dump=args.dump
+                and args.dump.with_name(f"{args.dump.name}-r{weight}-p{prior}.jsonl"),
             )
             print(
                 f"as of question date, recency={weight}, age_prior={prior}, "

@@ -115,8 +115,8 @@ def retrieval_grid(
                     date_window=mode,  # type: ignore[arg-type]
                 )
             docs = retriever.invoke(q["question"])
-            ranked = list(dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs))
-            ranked = [d for d in ranked if d]
+            found = dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs)
+            ranked = [d for d in found if d]
             gold = set(q["gold_doc_ids"])
             rank = next((i for i, d in enumerate(ranked, 1) if d in gold), None)
             hit1 += rank == 1
@@ -131,8 +131,8 @@ def retrieval_grid(
                 is_newer = bool(top and known and top > max(known))
                 newer += is_newer
                 text = normalise(pool[ranked[0]]["text"])
-                golds = [normalise(t) for t in q["answer_text"]]
-                newer_wrong += is_newer and not any(g and g in text for g in golds)
+                answers = [normalise(t) for t in q["answer_text"]]
+                newer_wrong += is_newer and not any(a and a in text for a in answers)
         n = len(questions)
         print(
             f"grid window={mode} recency={weight} age_prior={prior} grace={grace}: hit@1 {hit1 / n:.3f}  "

@@ -162,6 +162,8 @@ def build_chain(
         published_before=published_before,
         as_of=as_of,
         recency=getattr(index.settings, "recency", 0.0),
+        age_prior=getattr(index.settings, "age_prior", 0.0),
+        age_grace_days=getattr(index.settings, "age_grace_days", 0),
         date_window=getattr(index.settings, "date_window", "off"),
     )
     read_answer = _extractive_reader(index, answerer)

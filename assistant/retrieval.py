@@ -6,9 +6,16 @@ the metadata a citation needs. Optional filters on source and publication date.
 Time (issue 13): ``as_of`` drops every article published after it (undated ones stay: nothing
 shows they are from the future). A date in the question ("this week") becomes a window that the
 ``date_window`` mode either prefers (its own hybrid ranking joins the fusion, so in-window
-passages rank up without hiding everything else) or filters. A question about the current
-state ("who is", "latest") scales fused scores by Onyx's age decay ``max(1 / (1 + recency *
-age_years), 0.5)``; an undated article gets the floor, so it never wins a recency tie.
+passages rank up without hiding everything else) or filters.
+
+Age (Onyx's decay ``max(1 / (1 + weight * age_years), 0.5)``, fused scores times the factor):
+- every question: a question asked on a date mostly concerns the news just before it, so
+  ``age_prior`` decays articles older than ``age_grace_days`` (age counted past the grace).
+  Within the grace there is no preference: a later report of a story is not a better source
+  than the first one.
+- a question about the current state ("who is", "latest") also takes ``recency``, from age 0.
+An undated article gets the floor, so it never wins a tie; with every article older than the
+floor's age (an archive read today) all factors are equal and the ranking is unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class HybridRetriever(BaseRetriever):
     published_before: date | None = None
     as_of: date | None = None
     recency: float = 0.0
+    age_prior: float = 0.0
+    age_grace_days: int = 0
     date_window: Literal["prefer", "filter", "off"] = "off"
 
     @property
@@ -86,8 +95,11 @@ class HybridRetriever(BaseRetriever):
             dense_score |= w_dense
             lexical_score |= w_lexical
         fused = reciprocal_rank_fusion(rankings)
+        as_of = self.as_of or date.today()
+        if self.age_prior > 0:
+            fused = _decayed(fused, stored, as_of, self.age_prior, self.age_grace_days)
         if self.recency > 0 and asks_current(query):
-            fused = _decayed(fused, stored, self.as_of or date.today(), self.recency)
+            fused = _decayed(fused, stored, as_of, self.recency)
         return [
             _to_document(stored[i], score, dense_score.get(i), lexical_score.get(i))
             for i, score in _distinct(fused, stored)[: self.k]
@@ -108,15 +120,20 @@ def _hybrid(
 
 
 def _decayed(
-    fused: list[tuple[str, float]], stored: dict[str, StoredChunk], as_of: date, weight: float
+    fused: list[tuple[str, float]],
+    stored: dict[str, StoredChunk],
+    as_of: date,
+    weight: float,
+    grace_days: int = 0,
 ) -> list[tuple[str, float]]:
-    """Fused scores times the age decay, re-sorted; undated articles take the floor and lose
-    every tie to a dated one."""
+    """Fused scores times the age decay (age counted past ``grace_days``), re-sorted; undated
+    articles take the floor and lose every tie to a dated one."""
     out = []
     for chunk_id, score in fused:
         published = stored[chunk_id].article.published
         if published:
-            age_years = max((as_of - date.fromisoformat(published)).days, 0) / 365.25
+            age_days = (as_of - date.fromisoformat(published)).days - grace_days
+            age_years = max(age_days, 0) / 365.25
             factor = max(1.0 / (1.0 + weight * age_years), DECAY_FLOOR)
         else:
             factor = DECAY_FLOOR

@@ -84,19 +84,22 @@ def retrieval_grid(
     questions: list[dict[str, Any]],
     pool: dict[str, dict[str, Any]],
     home: Path,
-    combos: list[tuple[str, float]],
+    combos: list[tuple[str, float, float, int]],
 ) -> None:
-    """Retrieval only (no reader), per (date_window mode, recency weight): gold article hit@1,
-    MRR over the top 10 passages' articles, questions with a future article in the top 10, and
-    questions whose top article is a newer non-gold one. Cheap enough to choose settings."""
+    """Retrieval only (no reader), per (date_window mode, recency weight, age prior): gold
+    article hit@1, MRR over the top 10 passages' articles, questions with a future article in
+    the top 10, and questions whose top article is a newer non-gold one (and, of those, how many
+    lack every gold answer string: a later report of the same story often still answers).
+    Cheap enough to choose settings."""
     from assistant.api import open_index
     from assistant.retrieval import HybridRetriever
     from assistant.settings import Settings
 
     index = open_index(Settings(home=home))
     doc_of_url = {f"https://pool.invalid/{d}": d for d in pool}
-    for mode, weight in combos:
-        hit1 = rr = future = newer = 0.0
+    for mode, weight, prior, grace in combos:
+        hit1 = rr = future = newer = newer_wrong = 0.0
+        started = time.process_time()
         for q in questions:
             day = question_day(q)
             if mode == "none":  # the state before issue 13: no as-of, no window, no recency
@@ -107,11 +110,13 @@ def retrieval_grid(
                     k=10,
                     as_of=day,
                     recency=weight,
+                    age_prior=prior,
+                    age_grace_days=grace,
                     date_window=mode,  # type: ignore[arg-type]
                 )
             docs = retriever.invoke(q["question"])
-            ranked = list(dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs))
-            ranked = [d for d in ranked if d]
+            found = dict.fromkeys(doc_of_url.get(d.metadata.get("url") or "") for d in docs)
+            ranked = [d for d in found if d]
             gold = set(q["gold_doc_ids"])
             rank = next((i for i, d in enumerate(ranked, 1) if d in gold), None)
             hit1 += rank == 1
@@ -123,11 +128,17 @@ def retrieval_grid(
                     [article_day(pool[g]) for g in gold if g in pool],
                 )
                 known = [g for g in golds if g]
-                newer += bool(top and known and top > max(known))
+                is_newer = bool(top and known and top > max(known))
+                newer += is_newer
+                text = normalise(pool[ranked[0]]["text"])
+                answers = [normalise(t) for t in q["answer_text"]]
+                newer_wrong += is_newer and not any(a and a in text for a in answers)
         n = len(questions)
         print(
-            f"grid window={mode} recency={weight}: hit@1 {hit1 / n:.3f}  MRR@10 {rr / n:.3f}  "
-            f"future in top10 {int(future)}  newer non-gold top1 {newer / n:.3f}",
+            f"grid window={mode} recency={weight} age_prior={prior} grace={grace}: hit@1 {hit1 / n:.3f}  "
+            f"MRR@10 {rr / n:.3f}  future in top10 {int(future)}  newer non-gold top1 "
+            f"{newer / n:.3f} (without the answer {newer_wrong / n:.3f})  "
+            f"cpu {time.process_time() - started:.0f} s",
             flush=True,
         )
 
@@ -157,6 +168,9 @@ def run(
     as_of: bool,
     recency: float | None,
     date_window: str | None = None,
+    age_prior: float | None = None,
+    age_grace_days: int | None = None,
+    dump: Path | None = None,
 ) -> dict[str, float]:
     from assistant.api import answer
     from assistant.settings import Settings
@@ -166,9 +180,14 @@ def run(
         update["recency"] = recency
     if date_window is not None:
         update["date_window"] = date_window
+    if age_prior is not None:
+        update["age_prior"] = age_prior
+    if age_grace_days is not None:
+        update["age_grace_days"] = age_grace_days
     settings = Settings(**update)
     doc_of_url = {f"https://pool.invalid/{d}": d for d in pool}
     future = gold_in = newer_top = answered = 0
+    rows = []
     for q in questions:
         day = question_day(q)
         result = answer(q["question"], settings=settings, as_of=day if as_of else date(2100, 1, 1))
@@ -177,8 +196,19 @@ def run(
         if any((d := article_day(pool[c])) is not None and d > day for c in cited if c):
             future += 1
         golds = {normalise(t) for t in q["answer_text"]}
-        if any(g and g in normalise(answer_body(result.text)) for g in golds):
-            gold_in += 1
+        hit = any(g and g in normalise(answer_body(result.text)) for g in golds)
+        gold_in += hit
+        rows.append(
+            {
+                "question": q["question"],
+                "question_date": day.isoformat(),
+                "gold": q["answer_text"],
+                "gold_in_answer": hit,
+                "answered": result.answered,
+                "text": result.text,
+                "cited": cited,
+            }
+        )
         top = next((c for c in cited if c), None)
         if top and top not in q["gold_doc_ids"]:
             top_day = article_day(pool[top])
@@ -186,6 +216,9 @@ def run(
             known = [g for g in gold_days if g]
             if top_day and known and top_day > max(known):
                 newer_top += 1
+    if dump is not None:
+        with dump.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row) + "\n" for row in rows)
     n = len(questions)
     return {
         "questions": n,
@@ -207,6 +240,23 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="recency weight(s) to try (default: settings)",
     )
+    parser.add_argument(
+        "--age-prior",
+        type=float,
+        action="append",
+        help="age prior weight(s) for every question (default: settings)",
+    )
+    parser.add_argument(
+        "--age-grace", type=int, action="append", help="age prior grace day(s) for the grid"
+    )
+    parser.add_argument(
+        "--modes",
+        default="off,prefer,filter",
+        help="date_window modes the grid tries (comma-separated)",
+    )
+    parser.add_argument(
+        "--dump", type=Path, help="write each run's answers as JSONL to DUMP-<run>.jsonl"
+    )
     parser.add_argument("--index-only", action="store_true")
     parser.add_argument(
         "--grid",
@@ -227,23 +277,50 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(questions)} questions ({args.fold} fold), pool {len(pool)} articles")
     if args.grid:
         weights = args.recency or [0.0, 0.5, 2.0]
-        combos = [("none", 0.0)] + [
-            (mode, w) for mode in ("off", "prefer", "filter") for w in weights
+        priors = args.age_prior or [0.0]
+        graces = args.age_grace or [0]
+        combos = [("none", 0.0, 0.0, 0)] + [
+            (mode, w, p, g)
+            for mode in args.modes.split(",")
+            for w in weights
+            for p in priors
+            for g in (graces if p > 0 else [0])
         ]
         retrieval_grid(questions, pool, args.home, combos)
         return 0
     if not args.no_baseline:
-        stats = run(questions, pool, args.home, as_of=False, recency=0.0, date_window="off")
+        stats = run(
+            questions,
+            pool,
+            args.home,
+            as_of=False,
+            recency=0.0,
+            date_window="off",
+            age_prior=0.0,
+            dump=args.dump and args.dump.with_name(f"{args.dump.name}-without.jsonl"),
+        )
         print("without as-of (no window, no recency):", json.dumps(stats), flush=True)
     for weight in args.recency or [None]:
-        stats = run(
-            questions, pool, args.home, as_of=True, recency=weight, date_window=args.date_window
-        )
-        print(
-            f"as of question date, recency={weight}, window={args.date_window}:",
-            json.dumps(stats),
-            flush=True,
-        )
+        for prior in args.age_prior or [None]:
+            stats = run(
+                questions,
+                pool,
+                args.home,
+                as_of=True,
+                recency=weight,
+                date_window=args.date_window,
+                age_prior=prior,
+                age_grace_days=args.age_grace[0] if args.age_grace else None,
+                dump=args.dump
+                and args.dump.with_name(f"{args.dump.name}-r{weight}-p{prior}.jsonl"),
+            )
+            print(
+                f"as of question date, recency={weight}, age_prior={prior}, "
+                f"grace={args.age_grace[0] if args.age_grace else None}, "
+                f"window={args.date_window}:",
+                json.dumps(stats),
+                flush=True,
+            )
     return 0
 
 

@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -200,6 +201,86 @@ def test_recency_decay_prefers_newer_and_never_undated() -> None:
     tie = {"a": _chunk(None), "b": _chunk("2000-01-01")}
     assert [i for i, _ in _decayed([("a", 0.03), ("b", 0.03)], tie, as_of, 0.5)] == ["b", "a"]
     assert Settings(recency=0).recency == 0
+
+
+@pytest.mark.parametrize(
+    ("dates", "grace", "expected"),
+    [
+        # inside the grace: no preference, the better-scored (older) passage stays first
+        (("2025-10-20", "2025-10-25"), 7, ["first", "second"]),
+        # no grace: the newer one overtakes a slightly better one
+        (("2025-10-20", "2025-10-25"), 0, ["second", "first"]),
+        # past the grace the older one decays (age counted from the grace's start)
+        (("2025-06-01", "2025-10-25"), 7, ["second", "first"]),
+        # both far past it: both at the floor, the ranking is unchanged (an archive read today)
+        (("2004-06-01", "2004-10-25"), 7, ["first", "second"]),
+    ],
+)
+def test_age_prior_decays_only_past_its_grace(
+    dates: tuple[str, str], grace: int, expected: list[str]
+) -> None:
+    from assistant.retrieval import _decayed
+
+    stored = {"first": _chunk(dates[0]), "second": _chunk(dates[1])}
+    fused = [("first", 0.0330), ("second", 0.0325)]
+    ranked = _decayed(fused, stored, date(2025, 10, 26), 5.0, grace)
+    assert [i for i, _ in ranked] == expected
+
+
+_HARBOUR = {
+    "2025-03-03-dredging-begins.md": (
+        "2025-03-03",
+        "Dredging begins in the Valmora channel",
+        "The port of Valmora began dredging its northern channel on Monday so that larger "
+        "container ships can reach the harbour, the harbour master said.",
+    ),
+    "2025-10-21-dredging-resumes.md": (
+        "2025-10-21",
+        "Work on the harbour resumes",
+        "Crews restarted work at the Valmora harbour after a summer pause; ships will use the "
+        "deeper berths from December.",
+    ),
+    "2025-10-23-dredging-tender.md": (
+        "2025-10-23",
+        "Valmora picks a contractor",
+        "Valmora chose a Dutch firm to finish the work on its harbour by the spring.",
+    ),
+}
+
+
+@pytest.fixture
+def harbour_index(real_settings: Settings, tmp_path: Path) -> Settings:
+    folder = tmp_path / "harbour"
+    folder.mkdir()
+    for name, (published, title, text) in _HARBOUR.items():
+        body = f"---\ntitle: {title}\npublished: {published}\n---\n{text}\n"
+        (folder / name).write_text(body, encoding="utf-8")
+    sync(real_settings, [str(folder)], show_bar=False)
+    return real_settings
+
+
+@pytest.mark.integration
+def test_age_prior_ranks_recent_news_above_an_old_story_in_chroma(
+    harbour_index: Settings,
+) -> None:
+    """The question names no date, yet asked on 24 Oct it is about this week's news: the age
+    prior (every question, not only current-state ones) puts a recent report above a closer
+    match from March. Within the grace the two recent reports keep their relevance order."""
+    index = open_index(harbour_index)
+    question = "Which channel did the port of Valmora start dredging?"
+    as_of = date(2025, 10, 24)
+
+    def ranking(**time: Any) -> list[str]:
+        docs = HybridRetriever(index=index, k=5, as_of=as_of, **time).invoke(question)
+        return list(dict.fromkeys(d.metadata["published"] for d in docs))
+
+    plain = ranking()
+    assert plain[0] == "2025-03-03", plain  # the closest match is the old story
+    prior = ranking(age_prior=5.0, age_grace_days=7)
+    assert prior[0] != "2025-03-03" and prior[-1] == "2025-03-03", prior
+    recent = [d for d in plain if d != "2025-03-03"]
+    assert [d for d in prior if d != "2025-03-03"] == recent  # no preference inside the grace
+    assert ranking(age_prior=0.0, age_grace_days=7) == plain  # 0 turns it off
 
 
 # --- article dates from a dateline -------------------------------------------------------------

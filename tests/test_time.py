@@ -392,3 +392,44 @@ def test_an_undated_source_gets_no_as_of_prefix() -> None:
         Answer("q?", "Quote. [1]", True, [dated_cite]), as_of=date(2025, 10, 30), window=None
     )
     assert dated.text == "As of 24 Oct 2025 [1]: Quote. [1]"
+
+
+def test_only_a_present_state_question_is_told_the_articles_differ() -> None:
+    """Two dated answers with different names are "the articles differ by date" when the
+    question asks for a present state ("who is"); asked about a past event ("who resigned"),
+    they are two stories, and the ordinary dated answer stands."""
+    from langchain_core.documents import Document
+
+    from assistant.timeline import date_answer
+    from assistant.types import Citation
+
+    texts = {
+        "2025-09-05": ("Valmora strike", "Marcus Hale is the chief executive of the authority."),
+        "2025-10-20": ("Valmora port", "Ingrid Soto took over as chief executive in October."),
+    }
+
+    def cite(day: str) -> Citation:
+        title, quote = texts[day]
+        return Citation(1, day, title, None, day, None, quote, f"{day}:0", 0, len(quote), 0.5)
+
+    def answer_fn(q: str, docs):  # type: ignore[no-untyped-def]
+        return "", [cite(docs[0].metadata["published"])], True
+
+    def dated(question: str) -> str:
+        docs = [Document(texts[d][1], metadata={"published": d}) for d in texts]
+        first = cite("2025-09-05")
+        result = date_answer(
+            Answer(question, f"{first.quote} [1]", True, [first]),
+            as_of=date(2025, 10, 26),
+            window=None,
+            docs=docs,
+            answer_fn=answer_fn,
+        )
+        return result.text
+
+    changed = dated("Who is the chief executive of the Valmora port authority?")
+    assert changed.startswith("The articles differ by date. On 5 Sep 2025:"), changed
+    assert "Ingrid Soto" in changed and "Marcus Hale" in changed
+    past = dated("Who became chief executive of the Valmora port authority?")
+    assert past.startswith("As of 5 Sep 2025 [1]: Marcus Hale"), past
+    assert "Ingrid Soto" not in past

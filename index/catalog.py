@@ -114,6 +114,19 @@ class Catalog:
         """One read on the catalog's connection (the lexical index queries its own tables)."""
         return self._rows(sql, params)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that must see one committed state (one WAL read transaction): a
+        lexical query reads term counts, totals and postings, and an article committed between
+        those reads must not make them disagree. Writers in other processes are not blocked."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))

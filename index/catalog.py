@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_file ON articles(source_file);
 CREATE INDEX IF NOT EXISTS articles_text ON articles(text_sha);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, article_id TEXT NOT NULL, n INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL
@@ -225,6 +226,12 @@ class Catalog:
             (text_sha, outside),
         )
         return StoredArticle(*rows[0]) if rows else None
+
+    def any_published_after(self, day: date) -> bool:
+        """Whether a committed article is dated after ``day`` (an index lookup)."""
+        return bool(
+            self._rows("SELECT 1 FROM articles WHERE published > ? LIMIT 1", (day.isoformat(),))
+        )
 
     def article_text(self, article_id: str) -> str | None:
         rows = self._rows("SELECT text FROM articles WHERE article_id = ?", (article_id,))

@@ -9,6 +9,8 @@ QA's 206 questions with a gold article. Chunks are the real chunker's; nothing i
 
     PYTHONPATH=$PWD nice .venv/bin/python bench/lexical.py --scale 1 10 --engines fts5 bm25s \
         tantivy --quality
+    # the candidate stage's share against exhaustive bm25(): quality and latency at 10x
+    PYTHONPATH=$PWD nice .venv/bin/python bench/lexical.py --pruning 0.01 0.02 0.05 0.1 0.2
 
 tantivy and bm25s (the baseline) are not project dependencies: install them with
 ``pip install --target DIR tantivy bm25s`` and pass ``--extra-path DIR``.
@@ -181,14 +183,18 @@ def _articles(docs: Sequence[Doc]) -> list[tuple[Any, list[Any]]]:
 
 
 class Fts5:
+    """Ours: two-stage search (rare-term candidates, BM25 over all terms); ``share=None`` is
+    FTS5's exhaustive ``bm25()`` ranking (the query path before the candidate stage)."""
+
     name = "fts5"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, share: float | None = -1.0) -> None:
         from index.catalog import Catalog
-        from index.lexical import LexicalIndex
+        from index.lexical import CANDIDATE_SHARE, LexicalIndex
 
         self.catalog = Catalog(work / "catalog.sqlite")
-        self.index = LexicalIndex(self.catalog)
+        self.share = CANDIDATE_SHARE if share == -1.0 else share
+        self.index = LexicalIndex(self.catalog, candidate_share=self.share or 0.0)
         self.index.refresh()
 
     def build(self, items: list[tuple[Any, list[Any]]]) -> None:
@@ -199,6 +205,8 @@ class Fts5:
         self.catalog.commit_article(new[0], new[1], new[0].origin, replaces=old.id)
 
     def search(self, query: str, k: int) -> list[str]:
+        if self.share is None:
+            return [i for i, _ in self.index.search_exhaustive(query, k)]
         return [i for i, _ in self.index.search(query, k)]
 
     def close(self) -> None:
@@ -315,7 +323,16 @@ class Bm25s:
         pass
 
 
-ENGINES = {"fts5": Fts5, "tantivy": Tantivy, "bm25s": Bm25s}
+class Fts5Exhaustive(Fts5):
+    """FTS5's ``bm25()`` over every chunk holding a query term (before the candidate stage)."""
+
+    name = "fts5-exhaustive"
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work, share=None)
+
+
+ENGINES = {"fts5": Fts5, "fts5-exhaustive": Fts5Exhaustive, "tantivy": Tantivy, "bm25s": Bm25s}
 
 
 # --- measures --------------------------------------------------------------------------------
@@ -385,7 +402,8 @@ def speed(engine_name: str, docs: list[Doc], work: Path, changes: int) -> dict[s
 
 
 def bbc_quality(engine: Any, docs: list[Doc]) -> tuple[float, float]:
-    from assistant.evaluation import Passage, first_hit_rank, load_questions
+    from assistant.evaluation.datasets import load_questions
+    from assistant.evaluation.metrics import Passage, first_hit_rank
 
     by_chunk = {}
     for origin, _, chunks in docs:
@@ -461,6 +479,58 @@ def quality(
     return out
 
 
+def _timed(search: Callable[[str, int], list[str]], qs: list[str]) -> dict[str, float]:
+    for q in qs[:5]:
+        search(q, 60)  # warm (the retriever asks for 60)
+    wall, cpu = [], []
+    for q in qs * 2:
+        t0, c0 = time.perf_counter(), time.process_time()
+        search(q, 60)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    wall.sort()
+    cpu.sort()
+    return {
+        "cpu_p50_ms": round(cpu[len(cpu) // 2], 2),
+        "cpu_p95_ms": round(cpu[int(len(cpu) * 0.95)], 2),
+        "wall_p50_ms": round(wall[len(wall) // 2], 2),
+        "wall_p95_ms": round(wall[int(len(wall) * 0.95)], 2),
+    }
+
+
+def pruning(shares: list[float], work: Path, only: Sequence[str]) -> None:
+    """The candidate stage's share, side by side with exhaustive bm25() (share "none"): quality
+    on the BBC dev questions at BBC size and at 10x (BBC + 9x synthetic articles, so the gold
+    stories compete with 10x the chunks), on RealTime QA, and query latency at 10x. Each
+    corpus is indexed once; the share only changes the query path."""
+    bbc = bbc_docs(work)
+    sets: list[tuple[str, Callable[[], list[Doc]], Callable[..., tuple[float, float]]]] = [
+        ("bbc-dev", lambda: bbc, bbc_quality),
+        ("bbc-dev-10x", lambda: bbc + synthetic_docs(work, len(bbc) * 9, seed=7), bbc_quality),
+        ("rtqa", lambda: rtqa_docs(work), rtqa_quality),
+        ("speed-10x", lambda: synthetic_docs(work, len(bbc) * 10), None),  # type: ignore[list-item]
+    ]
+    grid: list[float | None] = [None, *shares]
+    for name, load, score in [s for s in sets if s[0] in only]:
+        docs = load()
+        folder = Path(tempfile.mkdtemp(dir=work))
+        engine = Fts5(folder)
+        engine.build(_articles(docs))
+        qs = latency_queries(docs) if score is None else []
+        for share in grid:
+            engine.share = share
+            engine.index.candidate_share = share or 0.0
+            row: dict[str, Any] = {"set": name, "share": share}
+            if score is None:
+                row |= {"chunks": sum(len(d[2]) for d in docs), **_timed(engine.search, qs)}
+            else:
+                recall, mrr = score(engine, docs)
+                row |= {"recall@5": recall, "mrr@10": mrr}
+            print(json.dumps(row), flush=True)
+        engine.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scale", type=float, nargs="*", default=[1.0])
@@ -469,11 +539,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", action="store_true", help="also score retrieval quality")
     p.add_argument("--sets", nargs="+", default=["bbc-dev", "rtqa"], help="quality sets")
     p.add_argument("--changes", type=int, default=5, help="one-article changes to time")
+    p.add_argument("--pruning", type=float, nargs="*", help="candidate shares to compare")
+    p.add_argument(
+        "--pruning-sets", nargs="+", default=["bbc-dev", "bbc-dev-10x", "rtqa", "speed-10x"]
+    )
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lexical-bench")
     p.add_argument("--extra-path", action="append", default=[], help="where tantivy etc. live")
     args = p.parse_args(argv)
     sys.path.extend(args.extra_path)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.pruning is not None:
+        pruning(args.pruning, args.work, args.pruning_sets)
+        return 0
     if args.quality:
         quality(args.engines, args.tokenizers, args.work, args.sets)
     bbc = bbc_docs(args.work)

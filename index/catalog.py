@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_file ON articles(source_file);
 CREATE INDEX IF NOT EXISTS articles_text ON articles(text_sha);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, article_id TEXT NOT NULL, n INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL
@@ -113,6 +114,19 @@ class Catalog:
     def read(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
         """One read on the catalog's connection (the lexical index queries its own tables)."""
         return self._rows(sql, params)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that must see one committed state (one WAL read transaction): a
+        lexical query reads term counts, totals and postings, and an article committed between
+        those reads must not make them disagree. Writers in other processes are not blocked."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -212,6 +226,12 @@ class Catalog:
             (text_sha, outside),
         )
         return StoredArticle(*rows[0]) if rows else None
+
+    def any_published_after(self, day: date) -> bool:
+        """Whether a committed article is dated after ``day`` (an index lookup)."""
+        return bool(
+            self._rows("SELECT 1 FROM articles WHERE published > ? LIMIT 1", (day.isoformat(),))
+        )
 
     def article_text(self, article_id: str) -> str | None:
         rows = self._rows("SELECT text FROM articles WHERE article_id = ?", (article_id,))

@@ -195,9 +195,24 @@ def reindex_all(db: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) ->
     db.execute("INSERT OR REPLACE INTO meta VALUES ('lexical_tokenizer', ?)", (TOKENIZER_VERSION,))
 
 
-# A question has a handful of terms; a pasted page has hundreds, and each one makes FTS5 score
-# every chunk it occurs in. Past this many, only the rarest (the ones BM25 weighs most) are used.
+# A question has a handful of terms; a pasted page has hundreds. Only the rarest this many (the
+# ones BM25 weighs most) are searched and scored.
 MAX_QUERY_TERMS = 32
+
+# FTS5's bm25() scores every chunk holding any query term: at 108k chunks a question with a few
+# common words ("would", "year") costs 50-100 ms of CPU. So a query runs in two stages:
+# candidates are the chunks holding the rarest terms, walked until their postings (document
+# frequencies) add up to CANDIDATE_SHARE of the indexed chunks, ranked by the summed idf of the
+# terms they hold; the best CANDIDATES of them are then scored by BM25 over *all* the query's
+# terms, exactly as bm25() would. The work is bounded by the share, not by the commonest word.
+# The share was the smallest of 0.01-0.2 whose BBC dev evidence recall@5 and MRR@10 were not
+# below exhaustive bm25()'s at BBC size and at 10x; RealTime QA reported it (README, Scaling;
+# ``bench/lexical.py --pruning``). On a small corpus the rare terms are all the terms, and the
+# result is exhaustive bm25()'s.
+CANDIDATE_SHARE = 0.10
+CANDIDATES = 200
+# bm25()'s constants (FTS5 defaults), so both stages rank as the exhaustive query would.
+_K1, _B = 1.2, 0.75
 
 
 def match_expression(terms: Iterable[str]) -> str:
@@ -206,15 +221,79 @@ def match_expression(terms: Iterable[str]) -> str:
     return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
 
 
-class LexicalIndex:
-    """BM25 (FTS5's ``bm25()``) over the committed chunks of one catalog."""
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    """SQLite's varint (big-endian 7-bit groups, a 9th byte of 8 bits): value, next offset."""
+    value = 0
+    for n in range(9):
+        byte = buf[i]
+        i += 1
+        if n == 8:
+            return (value << 8) | byte, i
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            break
+    return value, i
 
-    def __init__(self, catalog: Catalog, legacy_pickle: Path | None = None) -> None:
+
+def _totals(db: sqlite3.Connection) -> tuple[int, int]:
+    """(indexed chunks, indexed terms) from FTS5's averages record (row 1 of its data table:
+    a varint row count, then the column's token total), O(1) where ``count(*)`` scans 100k
+    rows; bm25() reads the same record."""
+    row = db.execute("SELECT block FROM lexical_data WHERE id = 1").fetchone()
+    if row is None or not row[0]:
+        return 0, 0
+    rows, i = _varint(row[0], 0)
+    tokens, _ = _varint(row[0], i)
+    return rows, tokens
+
+
+def _idf(n: int, df: int) -> float:
+    """bm25()'s idf, floored at 1e-6 as FTS5 does (a term in over half the chunks)."""
+    return max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+
+
+def bm25(terms: str, idf: dict[str, float], avg_len: float) -> float:
+    """bm25() of one chunk, from its stored terms (space-separated, as FTS5 tokenized them)."""
+    spaced = f" {terms.replace(' ', '  ')} "  # every term between its own two spaces
+    norm = _K1 * (1 - _B + _B * (terms.count(" ") + 1) / avg_len)
+    score = 0.0
+    for term, weight in idf.items():
+        tf = spaced.count(f" {term} ")
+        if tf:
+            score += weight * tf * (_K1 + 1) / (tf + norm)
+    return score
+
+
+def rare_terms(df: dict[str, int], budget: float) -> list[str]:
+    """The rarest terms whose document frequencies add up to at most ``budget`` (always the
+    rarest one): the terms whose chunks are the candidates."""
+    chosen: list[str] = []
+    used = 0
+    for term in sorted(df, key=lambda t: (df[t], t)):
+        if chosen and used + df[term] > budget:
+            break
+        chosen.append(term)
+        used += df[term]
+    return chosen
+
+
+class LexicalIndex:
+    """BM25 (FTS5's ``bm25()`` formula) over the committed chunks of one catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        legacy_pickle: Path | None = None,
+        *,
+        candidate_share: float = CANDIDATE_SHARE,
+        candidates: int = CANDIDATES,
+    ) -> None:
         self.catalog = catalog
         self._legacy = legacy_pickle
         self._checked = False
         self._lock = threading.Lock()
-        self._counted: tuple[int, int] | None = None
+        self.candidate_share = candidate_share
+        self.candidates = candidates
 
     def refresh(self) -> None:
         """Make sure the table is indexed with today's tokenizer (once per catalog: a home
@@ -240,43 +319,70 @@ class LexicalIndex:
         query is indexed (a question of stop words only, punctuation)."""
         self.refresh()
         terms = list(dict.fromkeys(tokenize(query)))
-        if len(terms) > MAX_QUERY_TERMS:
-            freq = {t: self._doc_freq(t) for t in terms}
-            terms = sorted((t for t in terms if freq[t]), key=freq.__getitem__)[:MAX_QUERY_TERMS]
-        expression = match_expression(terms)
-        if not expression or k <= 0:
+        if not terms or k <= 0:
             return []
-        rows = self.catalog.read(
-            "SELECT r.chunk_id, s.score FROM (SELECT rowid, -rank AS score FROM lexical "
-            "WHERE lexical MATCH ? ORDER BY rank LIMIT ?) s "
-            "JOIN lexical_rows r ON r.rowid = s.rowid ORDER BY s.score DESC",
-            (expression, k),
+        with self.catalog.snapshot() as db:  # counts, totals and postings of one state
+            df = {t: f for t in terms if (f := _doc_freq(db, t))}
+            if not df:
+                return []
+            n, tokens = _totals(db)
+            df = {t: df[t] for t in sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS]}
+            idf = {t: _idf(n, f) for t, f in df.items()}
+            rare = rare_terms(df, self.candidate_share * n)
+            parts = " UNION ALL ".join(
+                "SELECT rowid, ? AS w FROM lexical WHERE lexical MATCH ?" for _ in rare
+            )
+            rows = db.execute(
+                f"SELECT r.chunk_id, r.terms FROM (SELECT rowid, sum(w) AS w FROM ({parts}) "
+                "GROUP BY rowid ORDER BY w DESC, rowid LIMIT ?) s "
+                "JOIN lexical_rows r ON r.rowid = s.rowid",
+                [
+                    *(x for t in rare for x in (idf[t], match_expression([t]))),
+                    max(k, self.candidates),
+                ],
+            ).fetchall()
+        avg_len = tokens / n if n else 1.0
+        scored = sorted(
+            ((bm25(terms_text, idf, avg_len), str(chunk_id)) for chunk_id, terms_text in rows),
+            key=lambda pair: (-pair[0], pair[1]),
         )
-        return [(str(chunk_id), float(score)) for chunk_id, score in rows]
+        return [(chunk_id, score) for score, chunk_id in scored[:k]]
 
-    def _doc_freq(self, term: str) -> int:
-        rows = self.catalog.read("SELECT doc FROM lexical_vocab WHERE term = ?", (term,))
-        return int(rows[0][0]) if rows else 0
+    def search_exhaustive(self, query: str, k: int) -> list[tuple[str, float]]:
+        """FTS5's own ``bm25()`` ranking of every chunk holding any of the (32 rarest) terms:
+        the reference the two-stage :meth:`search` is measured and tested against."""
+        self.refresh()
+        terms = list(dict.fromkeys(tokenize(query)))
+        with self.catalog.snapshot() as db:
+            df = {t: f for t in terms if (f := _doc_freq(db, t))}
+            expression = match_expression(sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS])
+            if not expression or k <= 0:
+                return []
+            rows = db.execute(
+                "SELECT r.chunk_id, s.score FROM (SELECT rowid, -rank AS score FROM lexical "
+                "WHERE lexical MATCH ? ORDER BY rank LIMIT ?) s "
+                "JOIN lexical_rows r ON r.rowid = s.rowid ORDER BY s.score DESC, r.chunk_id",
+                (expression, k),
+            ).fetchall()
+        return [(str(chunk_id), float(score)) for chunk_id, score in rows]
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (tokenized) term; 0 for unknown terms."""
         self.refresh()
-        df = self._doc_freq(term)
+        with self.catalog.snapshot() as db:
+            df = _doc_freq(db, term)
+            n = _totals(db)[0] if df else 0
         if not df:
             return 0.0
-        n = self._count()
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    def _count(self) -> int:
-        """Indexed chunks, counted once per catalog revision (a count is a scan of 100k rows)."""
-        revision = self.catalog.revision
-        cached = self._counted
-        if cached is None or cached[0] != revision:
-            cached = (revision, int(self.catalog.read("SELECT count(*) FROM lexical_rows")[0][0]))
-            self._counted = cached
-        return cached[1]
 
     def chunk_ids(self) -> set[str]:
         """Every indexed chunk id (the crash checks compare it with the catalog's)."""
         self.refresh()
         return {r[0] for r in self.catalog.read("SELECT chunk_id FROM lexical_rows")}
+
+
+def _doc_freq(db: sqlite3.Connection, term: str) -> int:
+    """Chunks holding ``term`` (fts5vocab walks its posting list: 0.1-0.3 ms at 108k chunks)."""
+    row = db.execute("SELECT doc FROM lexical_vocab WHERE term = ?", (term,)).fetchone()
+    return int(row[0]) if row else 0

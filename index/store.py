@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,14 @@ class Index:
     def search_dense(
         self, text: str, k: int, where: ChunkFilter = NO_FILTER
     ) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) of the ``k`` nearest chunks passing ``where``."""
+        """(chunk id, cosine similarity) of the ``k`` nearest chunks passing ``where``.
+
+        An ``as_of`` that no committed article is dated after excludes nothing, so it is not
+        sent to Chroma: a metadata filter makes Chroma check every chunk (0.7 s a question at
+        108k chunks against 25 ms unfiltered), and every question carries as_of = today. An
+        article committed meanwhile is still filtered by ``fetch``, which checks the catalog."""
+        if where.as_of and not self.catalog.any_published_after(where.as_of):
+            where = replace(where, as_of=None)
         return self.vectors.query(self.embedder.embed_query(text), k, where=where.where())
 
     def search_lexical(self, text: str, k: int) -> list[tuple[str, float]]:

@@ -7,6 +7,7 @@ through ``reliability_support.check_index``.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import random
 import sqlite3
@@ -20,7 +21,7 @@ import pytest
 
 from assistant.settings import Settings
 from index.catalog import Catalog
-from index.lexical import LexicalIndex, tokenize
+from index.lexical import LexicalIndex, _totals, rare_terms, tokenize
 from index.records import Article, Chunk
 from index.store import Index
 from index.sync import sync
@@ -115,6 +116,68 @@ def test_stop_words_only_and_a_long_paste(small: LexicalIndex) -> None:
     # Past MAX_QUERY_TERMS distinct terms only the rarest indexed ones are searched.
     assert small.search(" ".join(f"filler{i}" for i in range(150)) + " AT&T", 5)
     assert small.idf(tokenize("minister")[0]) > 0 and small.idf("nosuchterm") == 0.0
+
+
+# --- the two-stage query: rare-term candidates, BM25 over every term ----------------------------
+def test_rare_terms_are_the_rarest_within_the_budget_and_never_none() -> None:
+    df = {"would": 900, "zebra": 3, "okapi": 5, "year": 700, "club": 40}
+    assert rare_terms(df, 50) == ["zebra", "okapi", "club"]
+    assert rare_terms(df, 8) == ["zebra", "okapi"]
+    assert rare_terms(df, 0) == ["zebra"]  # the rarest term is always searched
+    assert rare_terms({"would": 900}, 10) == ["would"]
+    assert rare_terms({}, 10) == []
+
+
+def test_the_second_stage_scores_exactly_as_fts5_bm25(small: LexicalIndex) -> None:
+    """With a share that makes every term a candidate term, the two-stage search must return
+    FTS5's own bm25() ranking, scores included: the Python BM25 is the same formula."""
+    exhaustive = LexicalIndex(small.catalog, candidate_share=1e9)
+    rng = random.Random(5)
+    for _ in range(20):
+        query = " ".join(rng.sample([*WORDS, "AT&T", "£5m", "2-1", "story"], 4))
+        want, got = small.search_exhaustive(query, 10), exhaustive.search(query, 10)
+        assert [round(s, 9) for _, s in got] == [round(s, 9) for _, s in want], query
+        assert {i for i, _ in got} == {i for i, _ in want}, query
+
+
+def test_a_common_word_is_scored_on_the_candidates_but_never_walked(tmp_path: Path) -> None:
+    """The query's FTS5 work covers only the rare terms: a word held by every chunk ("court")
+    must not be matched over the whole index (exhaustive bm25() walked all its chunks), yet it
+    still ranks the candidates, and the result is exhaustive bm25()'s top 3."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    rng = random.Random(4)
+    for i in range(100):
+        body = " ".join(rng.choice(WORDS) for _ in range(30))
+        rare = " zebra crossing" if i % 30 == 0 else ""
+        courts = " court" * (i % 30 // 10 + (i == 60))
+        _commit(catalog, f"Item {i}", f"court {body}{rare}{courts}.", f"c{i}.txt")
+    lex = LexicalIndex(catalog)
+    statements: list[str] = []
+    catalog._db.set_trace_callback(statements.append)
+    hits = lex.search("zebra court", 3)
+    catalog._db.set_trace_callback(None)
+    matched = " ".join(s for s in statements if "MATCH" in s)
+    assert '"zebra"' in matched and '"court"' not in matched
+    assert len(hits) == 3
+    want = lex.search_exhaustive("zebra court", 3)
+    assert [i for i, _ in hits] == [i for i, _ in want]
+    assert [round(s, 9) for _, s in hits] == [round(s, 9) for _, s in want]
+
+
+def test_totals_follow_commits_and_removals(tmp_path: Path) -> None:
+    """bm25() and idf() read the chunk and term totals from FTS5's averages record."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    lex = LexicalIndex(catalog)
+    lex.refresh()
+    with catalog.snapshot() as db:
+        assert _totals(db) == (0, 0)
+    arts = [_commit(catalog, f"T{i}", "alpha beta gamma " * (i + 1), f"t{i}.txt") for i in range(5)]
+    catalog.remove_article(arts[2].id)
+    rows = catalog.read("SELECT terms FROM lexical_rows")
+    with catalog.snapshot() as db:
+        assert _totals(db) == (len(rows), sum(len(r[0].split()) for r in rows))
+    n, df = len(rows), sum("alpha" in r[0].split() for r in rows)
+    assert lex.idf("alpha") == pytest.approx(math.log(1 + (n - df + 0.5) / (df + 0.5)))
 
 
 def test_replacing_and_removing_an_article_updates_the_index(tmp_path: Path) -> None:

@@ -61,6 +61,30 @@ def test_as_of_retrieves_nothing_published_later(story_settings: Settings) -> No
     assert any((d.metadata["published"] or "") > "2025-09-20" for d in unfiltered)
 
 
+@pytest.mark.integration
+def test_an_as_of_that_excludes_nothing_is_not_sent_to_chroma(
+    story_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every question carries as_of (today by default), and a Chroma metadata filter checks
+    every chunk (0.7 s a question at 108k chunks): when no article is dated after as_of the
+    clause is dropped, with the same hits; when one is, the clause still reaches Chroma."""
+    index = open_index(story_settings)
+    sent: list[object] = []
+    query_vectors = index.vectors.query
+
+    def spy(vector: list[float], k: int, where: object = None) -> list[tuple[str, float]]:
+        sent.append(where)
+        return query_vectors(vector, k, where=where)
+
+    monkeypatch.setattr(index.vectors, "query", spy)
+    query = "Valmora port strike container fee"
+    after_all = index.search_dense(query, 10, ChunkFilter(as_of=date(2026, 1, 1)))
+    assert sent[-1] is None
+    assert after_all == index.search_dense(query, 10)
+    index.search_dense(query, 10, ChunkFilter(as_of=date(2025, 9, 20)))
+    assert sent[-1] == {"published": {"$lte": 20250920}}
+
+
 # --- dated-story set ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Case:

@@ -175,13 +175,11 @@ class OnnxRunner:
         options.log_severity_level = 3
         # Idle intra-op threads sleep instead of spinning: a spinning thread keeps a core busy
         # for a while after each call, which on 2 cores took it from the SQLite query that
-        # follows (lexical search 9.6 -> 18.5 ms p50 inside the answer path at 108k chunks).
+        # follows (lexical search 9.6 -> 18.5 ms p50 inside the answer path at 108k chunks)
+        # and from whatever else shares the machine (the UI beside a sync).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
-        # Idle pool threads sleep instead of spinning: on a machine whose cores are shared
-        # (the UI beside a sync, other jobs), spinning burnt CPU that the busy ones needed.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_file = directory / (INT8_FILE if int8 else FP32_FILE)
         # ONNX Runtime reads and prepares the graph without holding the GIL, so the session is
         # made on a thread: a cold question imports LangChain and Chroma meanwhile. The first

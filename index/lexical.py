@@ -207,8 +207,10 @@ MAX_QUERY_TERMS = 32
 # terms, exactly as bm25() would. The work is bounded by the share, not by the commonest word.
 # The share was the smallest of 0.01-0.2 whose BBC dev evidence recall@5 and MRR@10 were not
 # below exhaustive bm25()'s at BBC size and at 10x; RealTime QA reported it (README, Scaling;
-# ``bench/lexical.py --pruning``). On a small corpus the rare terms are all the terms, and the
-# result is exhaustive bm25()'s.
+# ``bench/lexical.py --pruning``). The walk may always cover as many postings as the second
+# stage scores anyway (CANDIDATES, or k if larger), so on a small corpus (up to about 2,000
+# chunks, where a share would be a handful of postings) the rare terms are all the terms and
+# the result is exhaustive bm25()'s.
 CANDIDATE_SHARE = 0.10
 CANDIDATES = 200
 # bm25()'s constants (FTS5 defaults), so both stages rank as the exhaustive query would.
@@ -328,7 +330,8 @@ class LexicalIndex:
             n, tokens = _totals(db)
             df = {t: df[t] for t in sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS]}
             idf = {t: _idf(n, f) for t, f in df.items()}
-            rare = rare_terms(df, self.candidate_share * n)
+            shortlist = max(k, self.candidates)
+            rare = rare_terms(df, max(self.candidate_share * n, shortlist))
             parts = " UNION ALL ".join(
                 "SELECT rowid, ? AS w FROM lexical WHERE lexical MATCH ?" for _ in rare
             )
@@ -338,7 +341,7 @@ class LexicalIndex:
                 "JOIN lexical_rows r ON r.rowid = s.rowid",
                 [
                     *(x for t in rare for x in (idf[t], match_expression([t]))),
-                    max(k, self.candidates),
+                    shortlist,
                 ],
             ).fetchall()
         avg_len = tokens / n if n else 1.0

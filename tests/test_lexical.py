@@ -140,6 +140,22 @@ def test_the_second_stage_scores_exactly_as_fts5_bm25(small: LexicalIndex) -> No
         assert {i for i, _ in got} == {i for i, _ in want}, query
 
 
+def test_a_small_corpus_gets_exhaustive_bm25(tmp_path: Path) -> None:
+    """40 chunks, fewer than the shortlist: a share of them would be 4 postings, which kept
+    only the single rarest term and lost every chunk without it (a user's own small folder,
+    the bundled sample). The walk may cover as many postings as the shortlist holds."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    rng = random.Random(3)
+    for i in range(20):
+        body = " ".join(rng.choice(WORDS[:6]) for _ in range(20))
+        extra = " zebra" if i < 2 else " court" if i % 2 else ""
+        _commit(catalog, f"Item {i}", f"{body}{extra}.", f"z{i}.txt")
+    lex = LexicalIndex(catalog)
+    want, got = lex.search_exhaustive("zebra court", 10), lex.search("zebra court", 10)
+    assert len(want) == 10
+    assert [round(s, 9) for _, s in got] == [round(s, 9) for _, s in want]
+
+
 def test_a_common_word_is_scored_on_the_candidates_but_never_walked(tmp_path: Path) -> None:
     """The query's FTS5 work covers only the rare terms: a word held by every chunk ("court")
     must not be matched over the whole index (exhaustive bm25() walked all its chunks), yet it
@@ -151,7 +167,7 @@ def test_a_common_word_is_scored_on_the_candidates_but_never_walked(tmp_path: Pa
         rare = " zebra crossing" if i % 30 == 0 else ""
         courts = " court" * (i % 30 // 10 + (i == 60))
         _commit(catalog, f"Item {i}", f"court {body}{rare}{courts}.", f"c{i}.txt")
-    lex = LexicalIndex(catalog)
+    lex = LexicalIndex(catalog, candidates=10)  # a shortlist far below the 200 chunks
     statements: list[str] = []
     catalog._db.set_trace_callback(statements.append)
     hits = lex.search("zebra court", 3)

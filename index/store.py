@@ -359,7 +359,7 @@ def collect_unused(settings: IndexSettings) -> None:
     """``collect_garbage`` when no sync runs (a sync collects at its end anyway); best effort:
     this runs when a reader finishes, and a failure here must not fail its answer."""
     try:
-        with sync_lock(settings.home):
+        with sync_lock(settings.home, collector=True):
             collect_garbage(settings)
     except IndexBusyError:
         return  # the running sync collects at its end

@@ -9,7 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+import filelock  # noqa: F401  (its platform lock is chosen at import: with the real fcntl here,
+import pytest  # not inside the no-fcntl test below, which would leave a soft lock for the rest)
 
 from assistant.errors import IndexBusyError
 
@@ -69,3 +70,34 @@ def test_lock_excludes_a_second_process(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait(10)
+
+
+def test_a_sync_waits_for_a_reader_collecting_generations(tmp_path: Path) -> None:
+    """A reader that finished with a replaced generation holds the lock for a moment to remove
+    it; a sync started then (wait 0, as the CLI does) waits for it instead of failing with
+    "another sync is running". A collector that finds the lock busy gives up at once."""
+    import threading
+    import time
+
+    from index.locking import sync_lock
+
+    home = tmp_path / "home"
+    held, release = threading.Event(), threading.Event()
+
+    def collect() -> None:
+        with sync_lock(home, collector=True):
+            held.set()
+            release.wait(10)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    assert held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    with sync_lock(home):
+        waited = time.monotonic() - started
+        assert (home / "sync.owner").read_text().strip() == str(os.getpid())
+        with pytest.raises(IndexBusyError), sync_lock(home, collector=True):
+            pass
+    collector.join(10)
+    assert 0.3 < waited < 10

@@ -320,15 +320,13 @@ class LexicalIndex:
         """(chunk id, BM25 score) of the best ``k`` chunks for ``query``; [] when no term of the
         query is indexed (a question of stop words only, punctuation)."""
         self.refresh()
-        terms = list(dict.fromkeys(tokenize(query)))
-        if not terms or k <= 0:
+        if k <= 0:
             return []
         with self.catalog.snapshot() as db:  # counts, totals and postings of one state
-            df = {t: f for t in terms if (f := _doc_freq(db, t))}
+            df = _query_terms(db, query)
             if not df:
                 return []
             n, tokens = _totals(db)
-            df = {t: df[t] for t in sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS]}
             idf = {t: _idf(n, f) for t, f in df.items()}
             shortlist = max(k, self.candidates)
             rare = rare_terms(df, max(self.candidate_share * n, shortlist))
@@ -355,10 +353,8 @@ class LexicalIndex:
         """FTS5's own ``bm25()`` ranking of every chunk holding any of the (32 rarest) terms:
         the reference the two-stage :meth:`search` is measured and tested against."""
         self.refresh()
-        terms = list(dict.fromkeys(tokenize(query)))
         with self.catalog.snapshot() as db:
-            df = {t: f for t in terms if (f := _doc_freq(db, t))}
-            expression = match_expression(sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS])
+            expression = match_expression(_query_terms(db, query))
             if not expression or k <= 0:
                 return []
             rows = db.execute(
@@ -383,6 +379,13 @@ class LexicalIndex:
         """Every indexed chunk id (the crash checks compare it with the catalog's)."""
         self.refresh()
         return {r[0] for r in self.catalog.read("SELECT chunk_id FROM lexical_rows")}
+
+
+def _query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
+    """The query's indexed terms, rarest first, at most MAX_QUERY_TERMS, with their document
+    frequencies: what both the two-stage and the exhaustive search rank by."""
+    df = {t: f for t in dict.fromkeys(tokenize(query)) if (f := _doc_freq(db, t))}
+    return {t: df[t] for t in sorted(df, key=lambda t: (df[t], t))[:MAX_QUERY_TERMS]}
 
 
 def _doc_freq(db: sqlite3.Connection, term: str) -> int:

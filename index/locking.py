@@ -49,9 +49,10 @@ def _acquire(lock: FileLock, owner: Path, wait: float, grace: float) -> None:
         except Timeout:
             grace -= 0.1
     holder = _holder(owner)
+    pid = holder.removeprefix(COLLECTOR) or "of another process"
     raise IndexBusyError(
-        f"another sync is running on {owner.parent} (pid {holder.removeprefix(COLLECTOR) or 'of another process'}); wait "
-        "for it to finish and try again"
+        f"another sync is running on {owner.parent} (pid {pid}); wait for it to finish and "
+        "try again"
     )
 
 
@@ -70,7 +71,7 @@ def sync_lock(home: Path, wait: float = 0.0, *, collector: bool = False) -> Iter
     owner = home / "sync.owner"
     # A fresh lock object per call (not a per-path singleton, not shared by threads): two
     # syncs in one process must exclude each other just as two processes do.
-    lock = FileLock(home / "sync.lock", timeout=max(wait, 0.0), thread_local=False)
+    lock = FileLock(home / "sync.lock", thread_local=False)
     _acquire(lock, owner, wait, grace=0.0 if collector else TRANSIENT_HOLD_S)
     try:
         with suppress(OSError):  # for the messages and the wait above; the lock excludes

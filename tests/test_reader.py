@@ -303,3 +303,20 @@ def test_bench_answer_match_splits_words_at_typographic_punctuation() -> None:
     assert contains("prices for eggs soared 38% – chicken jumped", "chicken")
     assert contains("Maternity pay is to rise by £1,400.", "£1,400")
     assert not contains("Colombian coffee", "Colombia")
+
+
+def test_count_question_candidates_are_numbers_tied_to_the_counted_noun() -> None:
+    """ "How many consoles ...": the answer is a number, not a noun phrase headed by "console";
+    a number that counts the focus noun is marked as tied to it, a date is not."""
+    from assistant.reader.analysis import nlp
+    from assistant.reader.candidates import focus_attached, typed_spans
+
+    a = analyse("How many consoles did Sony ship to Japanese shops?")
+    assert a.answer_type == "count" and a.focus == "console"
+    doc = nlp()("Sony shipped 200,000 consoles to shops on Sunday, ahead of Nintendo's DS console.")
+    spans = {doc.text[s:e]: (s, e) for s, e, _ in typed_spans(doc, a)}
+    assert "200,000" in spans
+    assert not any("console" in text for text in spans)  # phrases are not counts
+    assert focus_attached(doc, *spans["200,000"], a.focus)
+    if "Sunday" in spans:
+        assert not focus_attached(doc, *spans["Sunday"], a.focus)

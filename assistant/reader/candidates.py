@@ -28,6 +28,10 @@ _PRONOUN_START = re.compile(
 )
 
 
+#: Answer types a noun phrase can fill (the numeric and date types want a value).
+_PHRASE_TYPES = ("noun", "org", "person", "place")
+
+
 @dataclass
 class Unit:
     """One candidate sentence. ``start``/``end`` are offsets in the article text (a headline
@@ -154,7 +158,9 @@ def typed_spans(sent, analysis: QuestionAnalysis) -> list[tuple[int, int, str]]:
         if _echo(ent.text, question, q_stems):
             continue
         out.append((ent.start_char - base, ent.end_char - base, ent.label_))
-    if analysis.answer_type in ("noun", "org", "person", "place") or analysis.focus:
+    # A noun phrase answers a question for a thing or a name; "how many consoles" wants the
+    # number, so a phrase headed by "console" is not a candidate answer there.
+    if analysis.answer_type in _PHRASE_TYPES:
         for chunk in _noun_chunks(sent):
             if analysis.focus and chunk.root.lemma_.lower() == analysis.focus:
                 if not _echo(chunk.text, question, q_stems):
@@ -183,3 +189,22 @@ def _echo(span: str, question: str, q_stems: set[str]) -> bool:
     words = [stem(w.lower()) for w in _WORD.findall(span)]
     content = [w for w in words if w not in ("the", "a", "an", "of")]
     return bool(content) and all(w in q_stems for w in content)
+
+
+def focus_attached(doc, a: int, b: int, focus: str | None) -> bool:  # type: ignore[no-untyped-def]
+    """Is the span at characters ``a``-``b`` of a parsed sentence tied to the question's focus
+    noun by the parse: the number that counts it ("200,000 *consoles*", "three million of the
+    consoles"), the name in apposition ("the *company* Enron"), or a phrase headed by it?"""
+    if not focus:
+        return False
+    toks = [t for t in doc if a <= t.idx < b]
+    if not toks:
+        return False
+    near = {t for t in toks} | {t.head for t in toks} | {t.head.head for t in toks}
+    near |= {c for t in toks for c in t.children}
+    for t in near:
+        if t.lemma_.lower() == focus:
+            return True
+    # "three million of the consoles": the focus follows the span within a short of-phrase
+    after = [t for t in doc[toks[-1].i + 1 : toks[-1].i + 4]]
+    return any(t.lemma_.lower() == focus for t in after)

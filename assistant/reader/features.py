@@ -16,12 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.reader.analysis import ENTITY_LABELS, QuestionAnalysis
-from assistant.reader.candidates import Unit, coverage, pronoun_start, typed_spans
+from assistant.reader.candidates import (
+    Unit,
+    coverage,
+    focus_attached,
+    pronoun_start,
+    typed_spans,
+)
 from index.lexical import tokenize
 
 # Tokens of distance a span of a less likely label gives away. A tie-break between spans in
 # one sentence, not a score: the fitted model sees only the distance that results.
 _OFF_LABEL = 3
+# Tokens either side of an answer span that count as its neighbourhood (about a clause).
+_WINDOW = 8
 
 FEATURES: tuple[str, ...] = (
     "cov",  # weighted share of question terms in the sentence
@@ -40,6 +48,8 @@ FEATURES: tuple[str, ...] = (
     "verb",  # the question's main verb (lemma) appears in the sentence
     "focus",  # the focus noun (lemma) appears in the sentence
     "span_near",  # 1 / (1 + token distance of the best span to a question term)
+    "span_focus",  # a typed span is tied to the question's focus noun by the parse
+    "span_cov",  # weighted share of question terms within a few words of the best span
     "headline",
     "in_chunk",  # in the retrieved chunk rather than its neighbouring context
     "length",  # min(1, tokens / 40)
@@ -106,8 +116,12 @@ def featurize(
         lemmas = {t.lemma_.lower() for t in doc}
         f["verb"] = float(bool(analysis.verb) and analysis.verb in lemmas)
         f["focus"] = float(bool(analysis.focus) and analysis.focus in lemmas)
-        span, dist = _best_span(doc, spans, terms, ENTITY_LABELS.get(analysis.answer_type))
+        tied = [s for s in spans if focus_attached(doc, s[0], s[1], analysis.focus)]
+        f["span_focus"] = float(bool(tied))
+        labels = ENTITY_LABELS.get(analysis.answer_type)
+        span, dist = _best_span(doc, tied or spans, terms, labels)
         f["span_near"] = 1.0 / (1.0 + dist) if span is not None else 0.0
+        f["span_cov"] = _span_coverage(doc, span, terms) if span is not None else 0.0
         f["headline"] = float(unit.headline)
         f["in_chunk"] = float(unit.in_chunk)
         f["length"] = min(1.0, len(doc) / 40.0)
@@ -116,6 +130,17 @@ def featurize(
         f["quote"] = float(any(c in unit.text for c in '"“”'))
         out.append(Scored(unit, np.array([f[n] for n in FEATURES], dtype=float), span))
     return out
+
+
+def _span_coverage(doc, span: tuple[int, int], terms: dict[str, float]) -> float:  # type: ignore[no-untyped-def]
+    """Weighted share of the question's terms within ``_WINDOW`` tokens of the answer span: the
+    asked-for value sits next to the words that say what it is ("shipped 200,000 consoles")."""
+    a, b = span
+    idx = [t.i for t in doc if a <= t.idx < b]
+    if not idx:
+        return 0.0
+    lo, hi = max(0, idx[0] - _WINDOW), min(len(doc), idx[-1] + 1 + _WINDOW)
+    return coverage(terms, doc[lo:hi].text)
 
 
 def _subject_role(doc, subjects: list[str], pronoun_led: bool) -> float:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from assistant.reader.analysis import QuestionAnalysis, analyse, nlp
 from assistant.reader.candidates import Unit, prefilter, pronoun_start, question_terms, units
 from assistant.reader.citations import _article_slice, _citation
-from assistant.reader.features import FEATURES, Scored, context_text, featurize
+from assistant.reader.features import Scored, context_text, featurize
 from assistant.reader.scorer import Model, load_model
 from assistant.types import NO_ANSWER, Citation
 from index.lexical import tokenize
@@ -33,9 +33,6 @@ class ReaderAnswer:
     citations: list[Citation] = field(default_factory=list)
     short: str | None = None
     analysis: QuestionAnalysis | None = None
-
-
-_SUBJ = FEATURES.index("subj")
 
 
 class Reader:
@@ -161,13 +158,15 @@ def _quote(unit: Unit) -> tuple[int, int, str]:
 
 def _adds_fact(c: Scored, chosen: list[Scored], analysis: QuestionAnalysis) -> bool:
     """A second sentence is worth quoting only for a short-answer question, when it gives a
-    different answer phrase about the same subject: no near-duplicate, no overlap."""
+    different answer phrase (another candidate value for the asked slot, which the decline
+    model accepts too): no near-duplicate, no overlap. It need not name the question's subject
+    as often as the first: the answer sentence often says "the champion" where the question
+    says "Merritt" (dropping that check gained 5 points on the BBC dev set and 3 on the own
+    fit split, 0 on RealTime QA's fit split, and lost nothing)."""
     for other in chosen:
         if other.unit.article_id == c.unit.article_id and _overlap(other.unit, c.unit):
             return False
         if _near_duplicate(other.unit.text, c.unit.text):
-            return False
-        if c.x[_SUBJ] < other.x[_SUBJ]:
             return False
     if not analysis.wants_span or c.span is None:
         return False  # a statement is answered by one sentence (and its continuation)

@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from assistant.markers import defang
 from assistant.retrieval import HybridRetriever
+from assistant.settings import Settings
 from assistant.timeline import date_answer
 from assistant.types import NO_ANSWER, Answer, Citation
 
@@ -134,6 +135,15 @@ def _extractive_reader(index: Any, answerer: str) -> ReadAnswer:
     return extractive
 
 
+def answer_settings(index: Any) -> Settings:
+    """The answering settings of ``index``: the ``Settings`` it was opened with, or, for an
+    index opened with the index layer's settings alone, those plus the answering defaults (and
+    ``ASSISTANT_*`` variables), so every answer reads one typed settings object."""
+    if isinstance(index.settings, Settings):
+        return index.settings
+    return Settings(**index.settings.model_dump())
+
+
 def build_chain(
     index: Any,
     *,
@@ -154,6 +164,7 @@ def build_chain(
     today): nothing published after it is retrieved; see assistant/dates.py.
     """
     as_of = as_of or date.today()
+    settings = answer_settings(index)
     retriever = HybridRetriever(
         index=index,
         k=k,
@@ -161,10 +172,10 @@ def build_chain(
         published_after=published_after,
         published_before=published_before,
         as_of=as_of,
-        recency=getattr(index.settings, "recency", 0.0),
-        age_prior=getattr(index.settings, "age_prior", 0.0),
-        age_grace_days=getattr(index.settings, "age_grace_days", 0),
-        date_window=getattr(index.settings, "date_window", "off"),
+        recency=settings.recency,
+        age_prior=settings.age_prior,
+        age_grace_days=settings.age_grace_days,
+        date_window=settings.date_window,
     )
     read_answer = _extractive_reader(index, answerer)
 
@@ -262,7 +273,7 @@ def run_chain(
         sources=sources,
         published_after=published_after,
         published_before=published_before,
-        answerer=getattr(index.settings, "answerer", "extractive"),
+        answerer=answer_settings(index).answerer,
         as_of=as_of,
     )
     final: Answer | None = None

@@ -1,8 +1,10 @@
-"""LEGACY answerer, superseded by ``assistant.reader`` (the chain no longer uses it).
+"""The default no-LLM answerer (``ASSISTANT_ANSWERER=extractive``).
 
-Kept only while ``tests/test_reliability_hostile.py`` still drives it directly; delete it
-when that test moves to ``assistant.reader.reader.Reader``. Its constants were hand-tuned on
-the BBC dev questions and its corpus IDF made decisions move with what else is indexed.
+Its constants were hand-tuned on the BBC dev questions and its corpus IDF makes decisions move
+with what else is indexed, so ``assistant.reader`` (question analysis and a fitted model) is
+meant to replace it. It stays the default while it answers held-out questions better: on the
+179 held-out BBC questions (``bench/data/bbc-heldout-questions.jsonl``) it puts the gold answer
+in 0.800 of its answers against the fitted reader's 0.736 (``bench/README.md``).
 
 The original description follows: compose a short answer from the retrieved sentences.
 

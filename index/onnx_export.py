@@ -15,11 +15,14 @@ in its "eager" form because the optimizer recognises that pattern and not SDPA's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,11 +199,8 @@ def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
         return {}
     from onnxruntime.transformers.optimizer import optimize_model
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the optimizer logs every pass it tries
     try:
-        with warnings.catch_warnings():
+        with _quiet_onnxruntime(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = optimize_model(
                 str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
@@ -212,20 +212,43 @@ def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
     except Exception as exc:  # an unusual graph: keep the plain one
         log.info("transformer optimizer failed (%s); the plain graph is used", exc)
         return {}
-    finally:
-        root.setLevel(level)
 
 
 def _quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_dynamic logs a generic "pre-process" hint on root
-    try:
+    with _quiet_onnxruntime():
         quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+
+
+class _FromOnnxRuntime(logging.Filter):
+    """Drops records that ONNX Runtime's Python tools log straight on the root logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    """Silence ONNX Runtime's optimizer (it logs every pass it tries) and ``quantize_dynamic``
+    (a generic "pre-process" hint on the root logger) below ERROR, without changing the root
+    logger's level, so other threads' records still pass while an export runs. The optimizer's
+    modules put themselves on ``sys.path`` and log under bare names ("fusion_attention"), so
+    their loggers are found by the file of the module that owns them."""
+    quieted: list[tuple[logging.Logger, int]] = []
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        where = getattr(sys.modules.get(name), "__file__", "") or ""
+        if isinstance(lg, logging.Logger) and ("onnxruntime" in name or "onnxruntime" in where):
+            quieted.append((lg, lg.level))
+            lg.setLevel(logging.ERROR)
+    root_filter = _FromOnnxRuntime()
+    logging.getLogger().addFilter(root_filter)
+    try:
+        yield
     finally:
-        root.setLevel(level)
+        logging.getLogger().removeFilter(root_filter)
+        for lg, level in quieted:
+            lg.setLevel(level)
 
 
 def export(model_path: str, out_dir: Path, *, model_hash: str) -> dict[str, Any]:

@@ -397,3 +397,24 @@ def test_torch_backend_lets_sentence_transformers_pick_the_device(
     assert isinstance(embedder, SentenceTransformerEmbeddings)
     assert embedder._model is not None
     assert seen["device"] == expected
+
+
+def test_export_quiets_onnxruntime_without_touching_the_root_logger(caplog) -> None:  # type: ignore[no-untyped-def]
+    """The exporter silences ONNX Runtime's optimizer chatter, but the root logger keeps its
+    level: another thread's records still reach the user while an export runs."""
+    import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model  # noqa: F401  (its loggers)
+
+    from index.onnx_export import _quiet_onnxruntime
+
+    root = logging.getLogger()
+    before = root.level
+    chatty = logging.getLogger("fusion_attention")  # how the optimizer's module logs
+    with caplog.at_level(logging.INFO), _quiet_onnxruntime():
+        chatty.info("fused 6 attention nodes")
+        logging.getLogger("assistant.elsewhere").info("still heard")
+    assert "still heard" in caplog.text
+    assert "fused 6 attention nodes" not in caplog.text
+    assert chatty.level != logging.ERROR  # restored
+    assert root.level == before

@@ -9,7 +9,6 @@ candidate too ("... is green lit for a second season" lives only there in some n
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,21 +116,6 @@ def units(docs: Sequence[Document]) -> list[Unit]:
                 Unit(d, d, m["article_id"], 0, 0, title, headline=True, in_chunk=False, title="")
             )
     return out
-
-
-def local_weights(terms: dict[str, float], pool: Sequence[Unit]) -> dict[str, float]:
-    """Question-term weights sharpened by how few of the retrieved sentences hold each term: a
-    name every retrieved sentence repeats says which article, the rarer words say which
-    sentence answers. Read from the retrieved sentences only, so it does not move with what
-    else is indexed (only with what is retrieved)."""
-    if not pool:
-        return dict(terms)
-    toks = [set(tokenize(u.text)) for u in pool]
-    n = len(toks)
-    return {
-        t: w * (1.0 + math.log(1.0 + n / (1.0 + sum(t in s for s in toks))))
-        for t, w in terms.items()
-    }
 
 
 def pronoun_start(text: str) -> bool:

@@ -35,7 +35,6 @@ FEATURES: tuple[str, ...] = (
     "cov",  # weighted share of question terms in the sentence
     "cov_ctx",  # ... counting the previous sentence (pronoun start) and the headline
     "cov_win",  # ... counting both neighbours
-    "cov_local",  # cov_ctx with weights sharpened by rarity among the retrieved sentences
     "miss_rare",  # weight of the rarest question term missing from sentence + context, over
     # the rarest term's weight: the asked-for detail ("spokesperson") is not there
     "dense_sent",  # cosine(question, the sentence with its pronoun's antecedent)
@@ -83,7 +82,6 @@ def featurize(
     cands: Sequence[Unit],
     parsed: Sequence,  # spaCy Docs of each candidate's text
     dense_sent: Sequence[float],
-    local: dict[str, float] | None = None,
 ) -> list[Scored]:
     """Feature vectors for ``cands`` (parsed and embedded by the caller)."""
     subjects = [s.lower() for s in analysis.subjects]
@@ -98,7 +96,6 @@ def featurize(
         f["cov"] = coverage(terms, unit.text)
         f["cov_ctx"] = coverage(terms, f"{unit.text} {prev} {unit.title}")
         f["cov_win"] = coverage(terms, f"{unit.previous} {unit.text} {unit.following}")
-        f["cov_local"] = coverage(local or terms, f"{unit.text} {prev} {unit.title}")
         window = set(tokenize(f"{unit.text} {prev} {unit.title}"))
         missing = [w for t, w in terms.items() if t not in window]
         f["miss_rare"] = max(missing, default=0.0) / top_weight if top_weight else 0.0

@@ -16,14 +16,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from assistant.reader.analysis import QuestionAnalysis, analyse, nlp
-from assistant.reader.candidates import (
-    Unit,
-    local_weights,
-    prefilter,
-    pronoun_start,
-    question_terms,
-    units,
-)
+from assistant.reader.candidates import Unit, prefilter, pronoun_start, question_terms, units
 from assistant.reader.citations import _article_slice, _citation
 from assistant.reader.features import Scored, context_text, featurize
 from assistant.reader.scorer import Model, load_model
@@ -68,7 +61,6 @@ class Reader:
         analysis = analyse(question)
         terms = question_terms(analysis)
         pool = units(docs)
-        local = local_weights(terms, pool)
         for u in pool:
             u.prefilter = prefilter(terms, u)
         pool.sort(key=lambda u: (-u.prefilter, u.rank, u.start))
@@ -85,7 +77,7 @@ class Reader:
             query = np.array(self.embedder.embed_query(question))
             norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9
             sentence = [float(v) for v in vectors @ query / norms]
-        return analysis, featurize(analysis, terms, top, parsed, sentence, local)
+        return analysis, featurize(analysis, terms, top, parsed, sentence)
 
     def score(
         self, question: str, docs: Sequence[Document]

@@ -271,9 +271,11 @@ class OnnxRunner:
         return _normalise(x)  # our callers always ask for unit vectors (normalize_embeddings)
 
 
-#: What one more ``session.run`` costs, in word pieces of batch width: every run streams all the
-#: layers' weights (42 MB fp32) through the caches, so a 2-piece input took 3.6 ms and each
-#: further piece about 0.3 ms on this project's 2-core test machine (bench/README.md).
+#: What one more ``session.run`` costs, in word pieces of batch width: every run passes all the
+#: layers' weights (42 MB fp32) through the caches and pays per-operator overhead. On this
+#: project's 2-core machine a 2-piece input took 1.7-2 ms and each further piece about 0.2 ms
+#: (one thread, back to back); the answerer's dozen sentences embedded equally fast with any
+#: value from 4 to 24 (bench/README.md, "Answer latency").
 RUN_COST_PIECES = 12
 
 

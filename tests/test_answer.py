@@ -266,6 +266,30 @@ def test_cli_ask_json_and_plain(sample_index: Settings, capsys: pytest.CaptureFi
     assert cli_main(["ask", "   ", "--home", home]) == 2
 
 
+def test_a_question_from_the_command_line_skips_the_exit_collection(
+    sample_index: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cold start: `assistant ask` freezes the heap before the process exits, so Python's
+    shutdown does not walk it (0.3 s); a caller of ``main([...])`` (tests, scripts) is left
+    alone, and so are the commands that write."""
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    home = str(sample_index.home)
+    assert cli_main(["ask", "What did Bessent threaten?", "--home", home]) == 0
+    assert frozen == []
+    monkeypatch.setattr("sys.argv", ["assistant", "status", "--home", home])
+    assert cli_main() == 0
+    assert frozen == []
+    monkeypatch.setattr(
+        "sys.argv", ["assistant", "ask", "What did Bessent threaten?", "--home", home]
+    )
+    assert cli_main() == 0
+    assert frozen == [True]
+    assert "Sources:" in capsys.readouterr().out
+
+
 def test_cli_ask_on_empty_index_says_how_to_build_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

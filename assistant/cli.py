@@ -304,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if from_command_line and args.command == "ask":
             # The process ends here. Python's shutdown runs the cyclic garbage collector over
             # the whole heap of LangChain, pydantic and Chroma objects (0.3 s of a 2 s cold
-            # question); frozen objects are skipped. A question writes nothing, and what is
-            # not in a cycle (the SQLite connections, stdout) is still closed as usual.
+            # question); frozen objects are skipped. Objects outside reference cycles are still
+            # freed as usual, stdout is still flushed, and a question writes nothing that a
+            # skipped finaliser could lose.
             gc.freeze()
         return code
     except ValidationError as exc:

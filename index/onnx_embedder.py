@@ -275,7 +275,7 @@ class OnnxRunner:
 #: layers' weights (42 MB fp32) through the caches and pays per-operator overhead. On this
 #: project's 2-core machine a 2-piece input took 1.7-2 ms and each further piece about 0.2 ms
 #: (one thread, back to back); the answerer's dozen sentences embedded equally fast with any
-#: value from 4 to 24 (bench/README.md, "Answer latency").
+#: value from 4 to 24 (bench/README.md, "Answer latency, second pass").
 RUN_COST_PIECES = 12
 
 

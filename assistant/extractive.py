@@ -233,12 +233,14 @@ class ExtractiveAnswerer:
         embedder: Embeddings,
         idf: Callable[[str], float],
         *,
+        idfs: Callable[[list[str]], dict[str, float]] | None = None,
         threshold: float = DECLINE_THRESHOLD,
         max_sentences: int = 3,
         candidates: int = 12,
     ) -> None:
         self.embedder = embedder
         self.idf = idf
+        self.idfs = idfs  # the same values for many terms at once (one read of the index)
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.candidates = candidates
@@ -288,7 +290,10 @@ class ExtractiveAnswerer:
         top = sentences[: self.candidates]
         if top:
             texts = [f"{s.context} {s.text}".strip() for s in top]
-            vectors = np.array(self.embedder.embed_documents(texts))
+            # Our embedders remember recent sentence vectors (a follow-up re-reads the same
+            # passages); LangChain's own embedders have no such cache.
+            embed = getattr(self.embedder, "embed_documents_cached", self.embedder.embed_documents)
+            vectors = np.array(embed(texts))
             query = np.array(self.embedder.embed_query(question))
             sims = (
                 vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9)
@@ -303,9 +308,10 @@ class ExtractiveAnswerer:
         """Corpus IDF times IDF among the retrieved sentences: a name every retrieved sentence
         repeats says which article, the rarer words say which sentence answers."""
         n = len(sentences) or 1
+        known = self.idfs(terms) if self.idfs is not None else {t: self.idf(t) for t in terms}
         weights = {}
         for t in terms:
-            corpus = self.idf(t) or 8.0  # unseen terms are the rarest of all
+            corpus = known[t] or 8.0  # unseen terms are the rarest of all
             local = sum(1 for toks in sentences if t in toks)
             weights[t] = corpus * (LOCAL_FLOOR + np.log(1 + n / (1 + local)))
         return weights

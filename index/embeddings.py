@@ -12,11 +12,13 @@ import os
 import re
 import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 from index.errors import ConfigError
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 Span = tuple[int, int]
 
 _QUERY_CACHE_SIZE = 256
+#: Passage vectors the answerer asked for, remembered (3 KB each as float64, 6 MB in all).
+_PASSAGE_CACHE_SIZE = 2048
 
 
 class TokenizingEmbeddings(Embeddings):
@@ -51,6 +55,7 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
     def __init__(self) -> None:
         self._queries: dict[str, list[float]] = {}
         self._queries_lock = threading.Lock()  # the UI answers several users at once
+        self._passages: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @abstractmethod
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
@@ -71,10 +76,37 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
                 self._queries[text] = cached
         return cached
 
+    def embed_documents_cached(self, texts: list[str]) -> list[list[float]]:
+        """``embed_documents`` for the answerer's sentences, through a bounded LRU of vectors.
+
+        A follow-up, a repeated question, or the dated re-read of the same passages
+        (assistant/timeline.py) scores the same sentences again; each costs a transformer pass
+        of its own (most of an extractive answer's time), so a sentence seen recently is not
+        embedded again. Indexing never goes through here: its texts are new every time.
+        """
+        with self._queries_lock:
+            known = {t: self._passages[t] for t in texts if t in self._passages}
+            for t in known:
+                self._passages.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = {
+                t: np.asarray(v, dtype=np.float64)
+                for t, v in zip(missing, self._encode(missing), strict=True)
+            }
+            known.update(fresh)
+            with self._queries_lock:
+                self._passages.update(fresh)
+                while len(self._passages) > _PASSAGE_CACHE_SIZE:
+                    self._passages.popitem(last=False)
+        return [known[t].tolist() for t in texts]
+
     def clear_query_cache(self) -> None:
-        """Forget remembered question vectors, so a timed call pays for its embedding."""
+        """Forget remembered question and passage vectors, so a timed call pays for its
+        embeddings."""
         with self._queries_lock:
             self._queries.clear()
+            self._passages.clear()
 
 
 class SentenceTransformerEmbeddings(CachedQueryEmbeddings):

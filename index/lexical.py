@@ -367,13 +367,17 @@ class LexicalIndex:
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (tokenized) term; 0 for unknown terms."""
+        return self.idfs([term])[term]
+
+    def idfs(self, terms: Iterable[str]) -> dict[str, float]:
+        """:meth:`idf` of several terms from one read transaction: the extractive answerer
+        asks about every question term, and a snapshot per term cost a BEGIN/COMMIT each."""
         self.refresh()
+        wanted = list(dict.fromkeys(terms))
         with self.catalog.snapshot() as db:
-            df = _doc_freq(db, term)
-            n = _totals(db)[0] if df else 0
-        if not df:
-            return 0.0
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+            df = {t: _doc_freq(db, t) for t in wanted}
+            n = _totals(db)[0] if any(df.values()) else 0
+        return {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) if f else 0.0 for t, f in df.items()}
 
     def chunk_ids(self) -> set[str]:
         """Every indexed chunk id (the crash checks compare it with the catalog's)."""

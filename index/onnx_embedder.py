@@ -231,11 +231,15 @@ class OnnxRunner:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.encoder.encode_batch(list(texts))
+        if len(texts) == 1:  # a question: no batch machinery
+            encodings = [self.encoder.encode(texts[0])]
+        else:
+            encodings = self.encoder.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
+        lengths = [len(encodings[i].ids) for i in order]
+        for start, end in plan_batches(lengths, self.batch_size):
+            rows = order[start:end]
+            width = lengths[end - 1]
             ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
             types = np.full((len(rows), width), self.pad_type_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -265,6 +269,42 @@ class OnnxRunner:
             elif step["type"] == "normalize":
                 x = _normalise(x)
         return _normalise(x)  # our callers always ask for unit vectors (normalize_embeddings)
+
+
+#: What one more ``session.run`` costs, in word pieces of batch width: every run passes all the
+#: layers' weights (42 MB fp32) through the caches and pays per-operator overhead. On this
+#: project's 2-core machine a 2-piece input took 1.7-2 ms and each further piece about 0.2 ms
+#: (one thread, back to back); the answerer's dozen sentences embedded equally fast with any
+#: value from 4 to 24 (bench/README.md, "Answer latency, second pass").
+RUN_COST_PIECES = 12
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    """Split texts sorted by length (``lengths`` ascending) into ``[start, end)`` batches of at
+    most ``batch_size`` that minimise the word pieces computed, padding included, plus
+    RUN_COST_PIECES per batch.
+
+    Fixed slices of ``batch_size`` pad every text to the longest of its slice: the extractive
+    answerer's dozen sentences of 10 to 80 pieces were computed as a dozen of 80, and one
+    transformer pass per sentence pays the weights' trip through memory a dozen times; the
+    cheapest split lies in between. (Each text's vector is the same either way, up to float
+    rounding: padding is masked.)
+    """
+    n = len(lengths)
+    best = [0.0] * (n + 1)  # best[j]: cheapest cost of the first j texts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        best[j] = float("inf")
+        for i in range(max(0, j - batch_size), j):
+            cost = best[i] + RUN_COST_PIECES + (j - i) * lengths[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches: list[tuple[int, int]] = []
+    j = n
+    while j > 0:
+        batches.append((cut[j], j))
+        j = cut[j]
+    return batches[::-1]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

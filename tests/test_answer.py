@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from assistant.extractive import ExtractiveAnswerer, expected_type, has_type
 from assistant.fusion import reciprocal_rank_fusion
 from assistant.questions import clean_question
 from assistant.settings import Settings
-from index.embeddings import FakeTokenizingEmbeddings
+from index.embeddings import CachedQueryEmbeddings, FakeTokenizingEmbeddings
 from index.sync import sync
 
 from .conftest import SAMPLE
@@ -131,6 +132,55 @@ def test_declines_below_threshold_and_keeps_closest_passages() -> None:
     assert citations and citations[0].quote == "Rain fell in Leeds."
 
 
+class _CountingFake(CachedQueryEmbeddings):
+    """LangChain's deterministic fake vectors, counting the texts it is asked to embed."""
+
+    name = "counting-fake"
+    max_tokens = 254
+    backend = "fake"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fake = FakeTokenizingEmbeddings()
+        self.encoded = 0
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.fake.token_spans(text)
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        self.encoded += len(texts)
+        return self.fake.embed_documents(list(texts))
+
+
+def test_a_repeated_question_reuses_sentence_vectors_and_reads_idf_once() -> None:
+    """Speed without a changed answer: the second time the same passages are scored (a repeated
+    question, a follow-up, the dated re-read) no sentence is embedded again, and the corpus idf
+    of every question term comes from one batched lookup."""
+    embedder = _CountingFake()
+    batched: list[list[str]] = []
+
+    def idfs(terms: list[str]) -> dict[str, float]:
+        batched.append(list(terms))
+        return {t: 1.0 for t in terms}
+
+    def idf(term: str) -> float:
+        raise AssertionError("per-term idf asked although a batch lookup was given")
+
+    answerer = ExtractiveAnswerer(embedder, idf, idfs=idfs, threshold=-1)
+    plain = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    docs = [
+        doc("Bessent said talks went well. He threatened new tariffs on steel.", 0),
+        doc("Rain fell in Leeds. The match was called off.", 1),
+    ]
+    question = "What did Bessent threaten?"
+    first = answerer.answer(question, docs)
+    embedded = embedder.encoded
+    assert embedded > 0 and len(batched) == 1
+    assert first == answerer.answer(question, docs) == plain.answer(question, docs)
+    assert embedder.encoded == embedded
+    assert len(batched) == 2
+
+
 def test_question_hygiene() -> None:
     assert clean_question("  what\x00 happened?\n") == "what happened?"
     assert len(clean_question("why " * 50_000)) == 2000
@@ -214,6 +264,30 @@ def test_cli_ask_json_and_plain(sample_index: Settings, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "Sources:" in out and "[1]" in out
     assert cli_main(["ask", "   ", "--home", home]) == 2
+
+
+def test_a_question_from_the_command_line_skips_the_exit_collection(
+    sample_index: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cold start: `assistant ask` freezes the heap before the process exits, so Python's
+    shutdown does not walk it (0.3 s); a caller of ``main([...])`` (tests, scripts) is left
+    alone, and so are the commands that write."""
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    home = str(sample_index.home)
+    assert cli_main(["ask", "What did Bessent threaten?", "--home", home]) == 0
+    assert frozen == []
+    monkeypatch.setattr("sys.argv", ["assistant", "status", "--home", home])
+    assert cli_main() == 0
+    assert frozen == []
+    monkeypatch.setattr(
+        "sys.argv", ["assistant", "ask", "What did Bessent threaten?", "--home", home]
+    )
+    assert cli_main() == 0
+    assert frozen == [True]
+    assert "Sources:" in capsys.readouterr().out
 
 
 def test_cli_ask_on_empty_index_says_how_to_build_one(

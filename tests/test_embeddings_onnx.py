@@ -418,3 +418,93 @@ def test_export_quiets_onnxruntime_without_touching_the_root_logger(caplog) -> N
     assert "fused 6 attention nodes" not in caplog.text
     assert chatty.level != logging.ERROR  # restored
     assert root.level == before
+
+
+# --- speed: batches planned by cost, the answerer's sentence vectors remembered --------------
+def _planned_cost(lengths: list[int], batches: list[tuple[int, int]]) -> int:
+    return sum(onnx_embedder.RUN_COST_PIECES + (b - a) * lengths[b - 1] for a, b in batches)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [],
+        [7],
+        [20] * 70,
+        [9, 11, 14, 18, 22, 25, 31, 38, 44, 52, 66, 80],  # a dozen answer sentences
+        sorted(np.random.default_rng(3).integers(3, 257, 200).tolist()),
+    ],
+)
+def test_batches_cover_every_text_once_and_cost_no_more_than_fixed_slices(
+    lengths: list[int],
+) -> None:
+    batch_size = 32
+    batches = onnx_embedder.plan_batches(lengths, batch_size)
+    assert [i for a, b in batches for i in range(a, b)] == list(range(len(lengths)))
+    assert all(0 < b - a <= batch_size for a, b in batches)
+    fixed = [(a, min(a + batch_size, len(lengths))) for a in range(0, len(lengths), batch_size)]
+    assert _planned_cost(lengths, batches) <= _planned_cost(lengths, fixed)
+    if len(set(lengths)) == 1:  # nothing to save: as few batches as fixed slices
+        assert len(batches) == len(fixed)
+
+
+def test_a_dozen_sentences_of_different_lengths_are_not_padded_to_the_longest() -> None:
+    lengths = [9, 11, 14, 18, 22, 25, 31, 38, 44, 52, 66, 80]
+    batches = onnx_embedder.plan_batches(lengths, 32)
+    assert len(batches) > 1
+    padded = sum((b - a) * lengths[b - 1] for a, b in batches)
+    assert padded < 0.75 * len(lengths) * max(lengths)
+
+
+@pytest.mark.integration
+def test_planned_batches_give_the_vectors_of_one_text_at_a_time(tmp_path: Path) -> None:
+    """The split changes which texts share a batch, never a text's vector: padding is masked,
+    so each text's vector equals the one it gets alone (the query path) up to rounding."""
+    onnx_e = _embedder(tmp_path, "onnx")
+    assert isinstance(onnx_e, OnnxEmbeddings)
+    texts = [t[: 40 + 37 * i] for i, t in enumerate(_news_texts()[:14])] + ["Who won?"]
+    together = np.array(onnx_e.embed_documents(texts))
+    alone = np.array([onnx_e._runner.embed([t])[0] for t in texts])
+    assert (together * alone).sum(axis=1).min() >= 0.99999
+    assert np.abs(together - alone).max() < 1e-5
+    question = "What did Bessent threaten?"
+    assert np.array_equal(onnx_e.embed_query(question), onnx_e._runner.embed([question])[0])
+
+
+class _CountingEmbeddings(embeddings.CachedQueryEmbeddings):
+    name = "counting"
+    max_tokens = 254
+    backend = "fake"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded: list[str] = []
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return []
+
+    def _encode(self, texts: object) -> list[list[float]]:
+        texts = list(texts)  # type: ignore[call-overload]
+        self.encoded += texts
+        return [[float(len(t)), 1.0 / (1 + len(t)), 0.25] for t in texts]
+
+
+def test_sentence_vectors_are_remembered_in_a_bounded_lru(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(embeddings, "_PASSAGE_CACHE_SIZE", 3)
+    e = _CountingEmbeddings()
+    first = e.embed_documents_cached(["a", "bb", "a"])
+    assert first == e.embed_documents(["a", "bb", "a"])
+    assert e.encoded[:2] == ["a", "bb"]  # a repeated text is embedded once
+    e.encoded.clear()
+    assert e.embed_documents_cached(["bb", "ccc"]) == e.embed_documents(["bb", "ccc"])
+    assert e.encoded == ["ccc", "bb", "ccc"]  # only "ccc" was new to the cache
+    e.encoded.clear()
+    e.embed_documents_cached(["dddd"])  # evicts the least recently used: "a"
+    e.embed_documents_cached(["bb", "ccc", "dddd", "a"])
+    assert e.encoded == ["dddd", "a"]
+    e.clear_query_cache()  # a timed call forgets passages too
+    e.encoded.clear()
+    e.embed_documents_cached(["bb"])
+    assert e.encoded == ["bb"]

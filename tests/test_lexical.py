@@ -21,7 +21,7 @@ import pytest
 
 from assistant.settings import Settings
 from index.catalog import Catalog
-from index.lexical import LexicalIndex, _totals, rare_terms, tokenize
+from index.lexical import LexicalIndex, _doc_freq, _totals, rare_terms, tokenize
 from index.records import Article, Chunk
 from index.store import Index
 from index.sync import sync
@@ -116,6 +116,32 @@ def test_stop_words_only_and_a_long_paste(small: LexicalIndex) -> None:
     # Past MAX_QUERY_TERMS distinct terms only the rarest indexed ones are searched.
     assert small.search(" ".join(f"filler{i}" for i in range(150)) + " AT&T", 5)
     assert small.idf(tokenize("minister")[0]) > 0 and small.idf("nosuchterm") == 0.0
+
+
+def test_idfs_in_one_read_equal_the_per_term_lookups(
+    small: LexicalIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extractive answerer asks for every question term's idf at once: one read
+    transaction, the same values as the per-term formula, 0 for a term never indexed."""
+    terms = [*tokenize("minister bank AT&T £5m 2-1 growth"), "nosuchterm", "bank"]
+    with small.catalog.snapshot() as db:
+        n = _totals(db)[0]
+        df = {t: _doc_freq(db, t) for t in terms}
+    want = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) if f else 0.0 for t, f in df.items()}
+    assert want["nosuchterm"] == 0.0 and all(want[t] > 0 for t in terms if t != "nosuchterm")
+    reads = 0
+    snapshot = small.catalog.snapshot
+
+    def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        return snapshot()
+
+    small.refresh()
+    monkeypatch.setattr(small.catalog, "snapshot", counted)
+    assert small.idfs(terms) == want
+    assert reads == 1
+    assert {t: small.idf(t) for t in terms} == want
 
 
 # --- the two-stage query: rare-term candidates, BM25 over every term ----------------------------

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 
 def forget_cached_queries(embeddings: Embeddings) -> None:
-    """Drop our embedder's cache of question vectors before a timed call.
+    """Drop our embedder's caches of question and sentence vectors before a timed call.
 
-    Our embedder remembers recent question vectors (retrieval and the answerer share one), so
-    a question asked twice costs no embedding the second time; a user's new question always
-    does, so every timing must start without it (and the tutorial must not reuse ours).
+    Our embedder remembers recent question vectors (retrieval and the answerer share one) and
+    the answerer's sentence vectors, so a question asked twice costs no embedding the second
+    time; a user's new question always does, so every timing must start without them (and the
+    tutorial must not reuse ours).
     """
     clear = getattr(embeddings, "clear_query_cache", None)
     if callable(clear):

@@ -87,6 +87,7 @@ class Syncer:
         self.catalog.set_meta(pending_roots=json.dumps(list(dict.fromkeys([*earlier, *roots]))))
         if self.catalog.get_meta("dirty") == "1":
             self._collect_orphans()
+        self.index.vectors.ensure_search_ef()
         known = self.catalog.sources()
         work: dict[str, _FileWork] = {}  # a file under two roots is synced once
         for root in roots:
@@ -108,6 +109,7 @@ class Syncer:
         """Remove every article from these sources (a folder, a file or a URL)."""
         if self.catalog.get_meta("dirty") == "1":
             self._collect_orphans()
+        self.index.vectors.ensure_search_ef()
         known = self.catalog.sources()
         stored = {a.source_file for a in self.catalog.articles()}
         for root in roots:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
@@ -115,7 +116,9 @@ class VectorStore:
         try:
             probe = self._client.create_collection(
                 f"aa-probe-{secrets.token_hex(6)}",
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={
+                    "hnsw": {"space": "cosine", "ef_search": self.settings.hnsw_ef_search}
+                },
                 embedding_function=None,
             )
             try:
@@ -163,10 +166,26 @@ class VectorStore:
                 "open",
                 self._client.get_or_create_collection,
                 self.name,
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={
+                    "hnsw": {"space": "cosine", "ef_search": self.settings.hnsw_ef_search}
+                },
                 embedding_function=None,
             )
         return self._collection
+
+    def ensure_search_ef(self) -> None:
+        """Give the collection the configured HNSW ``ef_search`` (a collection made before the
+        setting, or with another value, keeps its own until a writer calls this). Chroma has
+        no per-query value, so a sync sets it on the collection that readers then share."""
+        want = self.settings.hnsw_ef_search
+        with warnings.catch_warnings():  # Chroma warns of its own legacy config fields
+            warnings.simplefilter("ignore", DeprecationWarning)
+            config = getattr(self.collection, "configuration", None) or {}
+        have = (config.get("hnsw") or {}).get("ef_search")
+        if have is not None and have != want:
+            self._guard(
+                "configure", self.collection.modify, configuration={"hnsw": {"ef_search": want}}
+            )
 
     def upsert(
         self,

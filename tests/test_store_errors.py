@@ -290,3 +290,26 @@ def test_server_down_is_reported_and_costs_no_rebuild(
     assert not report.rebuilt and report.unchanged == 2
     assert_untouched(settings, before)
     assert_rover(settings)
+
+
+def test_collections_search_with_the_configured_ef_and_a_sync_applies_a_new_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Chroma's default ef_search (100) misses exact neighbours; new collections get the
+    setting, and a sync gives an existing collection a changed value (embedded and server)."""
+    assert _ef_search(settings) == 200
+    wider = settings.model_copy(update={"hnsw_ef_search": 320})
+    sync(wider, [str(tmp_path / "docs")])
+    forget_open_stores()
+    assert _ef_search(wider) == 320
+    assert answer(QUESTION, settings=wider).answered
+
+
+def _ef_search(settings: Settings) -> int:
+    index = Index.open(settings)
+    assert index is not None
+    try:
+        return int(index.vectors.collection.configuration["hnsw"]["ef_search"])
+    finally:
+        index.close()
+        forget_open_stores()

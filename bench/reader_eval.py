@@ -28,8 +28,13 @@ from fit_reader import contains, load_questions, split_of
 class Read:
     """What the measurement reads of an answer."""
 
-    def __init__(self, text: str, answered: bool) -> None:
-        self.text, self.answered = text, answered
+    def __init__(self, text: str, answered: bool, citations: int = 0) -> None:
+        self.text, self.answered, self.citations = text, answered, citations
+
+    @property
+    def first_quote(self) -> str:
+        """The answer up to its first ``[n]`` marker: the best sentence's quote."""
+        return self.text.split(" [", 1)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     for q in questions:
         t0, c0 = time.perf_counter(), time.process_time()
         docs = retriever.invoke(q["question"])
-        text, _citations, answered, _short = read_answer(q["question"], docs)
-        out = Read(text, answered)
+        text, citations, answered, _short = read_answer(q["question"], docs)
+        out = Read(text, answered, len(citations) if answered else 0)
         ms = (time.perf_counter() - t0) * 1000
         cpu.append((time.process_time() - c0) * 1000)
         rows.append((q, out, ms))
@@ -88,6 +93,12 @@ def main(argv: list[str] | None = None) -> None:
         "questions": len(rows),
         "answerable": len(ans),
         "gold_in_answer": share([contains(o.text, q["answer"]) for q, o in ans]),
+        "gold_in_first_quote": share(
+            [o.answered and contains(o.first_quote, q["answer"]) for q, o in ans]
+        ),
+        "citations_mean": round(float(np.mean([o.citations for _, o in ans if o.answered])), 2)
+        if any(o.answered for _, o in ans)
+        else None,
         "answerable_declined": share([not o.answered for _, o in ans]),
         "unanswerable": len(una),
         "unanswerable_declined": share([not o.answered for _, o in una]),

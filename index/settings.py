@@ -85,7 +85,9 @@ class IndexSettings(BaseSettings):
             "Candidates Chroma's HNSW graph explores per question. Chroma's default (100) "
             "missed some of the exact 30 nearest chunks for 21% of 229 BBC questions; 200 "
             "for 8%, at +0.1 ms a question over 10,795 chunks and +1.7 ms over 108k "
-            "(bench/README.md). Applied to the index at its next `assistant index`."
+            "(bench/README.md). New indexes get it; `assistant index` stores a changed value "
+            "on an existing one, which processes started afterwards use (a Chroma server "
+            "after a restart)."
         ),
     )
     max_file_mb: float = Field(

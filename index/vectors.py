@@ -174,18 +174,43 @@ class VectorStore:
         return self._collection
 
     def ensure_search_ef(self) -> None:
-        """Give the collection the configured HNSW ``ef_search`` (a collection made before the
+        """Store the configured HNSW ``ef_search`` on the collection (one made before the
         setting, or with another value, keeps its own until a writer calls this). Chroma has
-        no per-query value, so a sync sets it on the collection that readers then share."""
+        no per-query value. A collection already loaded keeps searching with the value it was
+        loaded with: the stored one is used by processes started afterwards (embedded) or
+        after the Chroma server restarts. A server that refuses the change costs a warning,
+        never the sync."""
         want = self.settings.hnsw_ef_search
         with warnings.catch_warnings():  # Chroma warns of its own legacy config fields
             warnings.simplefilter("ignore", DeprecationWarning)
             config = getattr(self.collection, "configuration", None) or {}
-        have = (config.get("hnsw") or {}).get("ef_search")
-        if have is not None and have != want:
+        hnsw = config.get("hnsw") if isinstance(config, dict) else None
+        if not hnsw:
+            log.info("collection %s has no HNSW configuration; ef_search not set", self.name)
+            return
+        have = hnsw.get("ef_search")
+        if have is None or have == want:
+            return
+        try:
             self._guard(
                 "configure", self.collection.modify, configuration={"hnsw": {"ef_search": want}}
             )
+        except Exception as exc:  # a tuning knob: report it, keep syncing
+            log.warning(
+                "could not set ef_search %d on collection %s (%s); it keeps %s",
+                want,
+                self.name,
+                exc,
+                have,
+            )
+            return
+        log.info(
+            "ef_search of collection %s set from %s to %d: running readers and a Chroma server "
+            "use it once restarted",
+            self.name,
+            have,
+            want,
+        )
 
     def upsert(
         self,

@@ -292,11 +292,12 @@ def test_server_down_is_reported_and_costs_no_rebuild(
     assert_rover(settings)
 
 
-def test_collections_search_with_the_configured_ef_and_a_sync_applies_a_new_one(
+def test_collections_get_the_configured_ef_and_a_sync_stores_a_new_one(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Chroma's default ef_search (100) misses exact neighbours; new collections get the
-    setting, and a sync gives an existing collection a changed value (embedded and server)."""
+    setting, and a sync stores a changed value on an existing collection (embedded and server;
+    Chroma applies it to searches in processes that load the collection afterwards)."""
     assert _ef_search(settings) == 200
     wider = settings.model_copy(update={"hnsw_ef_search": 320})
     sync(wider, [str(tmp_path / "docs")])
@@ -313,3 +314,25 @@ def _ef_search(settings: Settings) -> int:
     finally:
         index.close()
         forget_open_stores()
+
+
+def test_a_refused_ef_change_costs_a_warning_not_the_sync(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A store that refuses the configuration change (an older or managed Chroma) must not
+    stop `assistant index`: the articles are synced and the user is told."""
+
+    def refuse(self: Collection, *args: Any, **kwargs: Any) -> None:
+        raise InvalidArgumentError("configuration changes are not allowed here")
+
+    monkeypatch.setattr(Collection, "modify", refuse)
+    (tmp_path / "docs" / "more.txt").write_text(
+        "Port strike ends\n\nDock workers returned on Friday after a 12-day strike.\n",
+        encoding="utf-8",
+    )
+    wider = settings.model_copy(update={"hnsw_ef_search": 320})
+    report = sync(wider, [str(tmp_path / "docs")])
+    assert report.added == 1 and not report.failed
+    assert "could not set ef_search 320" in caplog.text
+    forget_open_stores()
+    assert _ef_search(wider) == 200

@@ -143,8 +143,9 @@ def prefilter(terms: dict[str, float], unit: Unit) -> float:
 
 def typed_spans(sent, analysis: QuestionAnalysis) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
     """Spans of a parsed sentence (a spaCy ``Span``/``Doc``) that could fill the slot:
-    entities of the wanted labels, numbers, and noun phrases headed by the focus noun, minus
-    anything the question already says. Offsets are relative to the sentence."""
+    entities of the wanted labels (numbers among them), and, for a question that wants a thing
+    or a name (``_PHRASE_TYPES``), noun phrases headed by the focus noun; minus anything the
+    question already says. Offsets are relative to the sentence."""
     question = analysis.text.lower()
     q_stems = {stem(w.lower()) for w in _WORD.findall(analysis.text)}
     base = getattr(sent, "start_char", 0)

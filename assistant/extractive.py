@@ -21,6 +21,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.reader.citations import _article_slice, _citation
 from assistant.types import NO_ANSWER, Citation
+from index.embeddings import embed_passages
 from index.lexical import tokenize
 from index.sentences import split_sentences
 
@@ -252,10 +253,7 @@ class ExtractiveAnswerer:
         top = sentences[: self.candidates]
         if top:
             texts = [f"{s.context} {s.text}".strip() for s in top]
-            # Our embedders remember recent sentence vectors (a follow-up re-reads the same
-            # passages); LangChain's own embedders have no such cache.
-            embed = getattr(self.embedder, "embed_documents_cached", self.embedder.embed_documents)
-            vectors = np.array(embed(texts))
+            vectors = np.array(embed_passages(self.embedder, texts))
             query = np.array(self.embedder.embed_query(question))
             sims = (
                 vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9)

@@ -49,13 +49,40 @@ class TokenizingEmbeddings(Embeddings):
         return [len(self.token_spans(t)) for t in texts]
 
 
-class CachedQueryEmbeddings(TokenizingEmbeddings):
-    """A real model: ``_encode`` gives unit vectors; question vectors are remembered."""
+class _VectorLRU:
+    """A bounded, thread-safe map of text -> vector that forgets the least recently used
+    first (the UI answers several users at once). Vectors are kept as float64 arrays (3 KB for
+    384 dimensions, a quarter of a list of floats) and handed out as lists."""
 
     def __init__(self) -> None:
-        self._queries: dict[str, list[float]] = {}
-        self._queries_lock = threading.Lock()  # the UI answers several users at once
-        self._passages: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._lock:
+            found = {t: self._items[t] for t in texts if t in self._items}
+            for t in found:
+                self._items.move_to_end(t)
+        return found
+
+    def put(self, fresh: dict[str, np.ndarray], limit: int) -> None:
+        with self._lock:
+            self._items.update(fresh)
+            while len(self._items) > limit:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class CachedQueryEmbeddings(TokenizingEmbeddings):
+    """A real model: ``_encode`` gives unit vectors; question vectors are remembered, and so
+    are the answerer's sentence vectors (``embed_documents_cached``), in one kind of cache."""
+
+    def __init__(self) -> None:
+        self._queries = _VectorLRU()
+        self._passages = _VectorLRU()
 
     @abstractmethod
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
@@ -66,15 +93,7 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
 
     def embed_query(self, text: str) -> list[float]:
         # Retrieval and the answerer both need the question's vector: compute it once.
-        with self._queries_lock:
-            cached = self._queries.get(text)
-        if cached is None:
-            cached = self._encode([text])[0]
-            with self._queries_lock:
-                while len(self._queries) >= _QUERY_CACHE_SIZE:
-                    self._queries.pop(next(iter(self._queries)))
-                self._queries[text] = cached
-        return cached
+        return self._through(self._queries, [text], _QUERY_CACHE_SIZE)[0]
 
     def embed_documents_cached(self, texts: list[str]) -> list[list[float]]:
         """``embed_documents`` for the answerer's sentences, through a bounded LRU of vectors.
@@ -84,10 +103,11 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
         of its own (most of an extractive answer's time), so a sentence seen recently is not
         embedded again. Indexing never goes through here: its texts are new every time.
         """
-        with self._queries_lock:
-            known = {t: self._passages[t] for t in texts if t in self._passages}
-            for t in known:
-                self._passages.move_to_end(t)
+        return self._through(self._passages, texts, _PASSAGE_CACHE_SIZE)
+
+    def _through(self, cache: _VectorLRU, texts: Sequence[str], limit: int) -> list[list[float]]:
+        """Vectors of ``texts``, encoding (once each) only those ``cache`` lacks."""
+        known = cache.get_many(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             fresh = {
@@ -95,18 +115,21 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
                 for t, v in zip(missing, self._encode(missing), strict=True)
             }
             known.update(fresh)
-            with self._queries_lock:
-                self._passages.update(fresh)
-                while len(self._passages) > _PASSAGE_CACHE_SIZE:
-                    self._passages.popitem(last=False)
+            cache.put(fresh, limit)
         return [known[t].tolist() for t in texts]
 
     def clear_query_cache(self) -> None:
         """Forget remembered question and passage vectors, so a timed call pays for its
         embeddings."""
-        with self._queries_lock:
-            self._queries.clear()
-            self._passages.clear()
+        self._queries.clear()
+        self._passages.clear()
+
+
+def embed_passages(embedder: Embeddings, texts: list[str]) -> list[list[float]]:
+    """The answerers' sentence vectors: through our embedders' cache of recent sentences (a
+    follow-up re-reads the same passages); LangChain's own embedders have no such cache."""
+    cached = getattr(embedder, "embed_documents_cached", None)
+    return cached(texts) if callable(cached) else embedder.embed_documents(texts)
 
 
 class SentenceTransformerEmbeddings(CachedQueryEmbeddings):

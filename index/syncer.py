@@ -85,9 +85,7 @@ class Syncer:
         # Recorded first: should this sync die, the next bare `assistant index` resumes them.
         earlier = json.loads(self.catalog.get_meta("pending_roots") or "[]")
         self.catalog.set_meta(pending_roots=json.dumps(list(dict.fromkeys([*earlier, *roots]))))
-        if self.catalog.get_meta("dirty") == "1":
-            self._collect_orphans()
-        self.index.vectors.ensure_search_ef()
+        self._prepare()
         known = self.catalog.sources()
         work: dict[str, _FileWork] = {}  # a file under two roots is synced once
         for root in roots:
@@ -107,9 +105,7 @@ class Syncer:
 
     def forget(self, roots: list[str]) -> SyncReport:
         """Remove every article from these sources (a folder, a file or a URL)."""
-        if self.catalog.get_meta("dirty") == "1":
-            self._collect_orphans()
-        self.index.vectors.ensure_search_ef()
+        self._prepare()
         known = self.catalog.sources()
         stored = {a.source_file for a in self.catalog.articles()}
         for root in roots:
@@ -322,6 +318,13 @@ class Syncer:
         if not self.dirty:
             self.catalog.set_meta(dirty="1")
             self.dirty = True
+
+    def _prepare(self) -> None:
+        """What every sync and forget does first: remove the vectors of a sync that died
+        before committing them, and give the collection the configured search width."""
+        if self.catalog.get_meta("dirty") == "1":
+            self._collect_orphans()
+        self.index.vectors.ensure_search_ef()
 
     def _collect_orphans(self) -> None:
         """Vectors stored by a sync that died before committing their article."""

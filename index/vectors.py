@@ -116,9 +116,7 @@ class VectorStore:
         try:
             probe = self._client.create_collection(
                 f"aa-probe-{secrets.token_hex(6)}",
-                configuration={
-                    "hnsw": {"space": "cosine", "ef_search": self.settings.hnsw_ef_search}
-                },
+                configuration=self._configuration(),
                 embedding_function=None,
             )
             try:
@@ -166,12 +164,15 @@ class VectorStore:
                 "open",
                 self._client.get_or_create_collection,
                 self.name,
-                configuration={
-                    "hnsw": {"space": "cosine", "ef_search": self.settings.hnsw_ef_search}
-                },
+                configuration=self._configuration(),
                 embedding_function=None,
             )
         return self._collection
+
+    def _configuration(self) -> dict[str, Any]:
+        """How this project's collections are made (the probe's too): cosine space, the
+        configured search width."""
+        return {"hnsw": {"space": "cosine", "ef_search": self.settings.hnsw_ef_search}}
 
     def ensure_search_ef(self) -> None:
         """Store the configured HNSW ``ef_search`` on the collection (one made before the

@@ -196,16 +196,18 @@ def focus_attached(doc, a: int, b: int, focus: str | None) -> bool:  # type: ign
     """Is the span at characters ``a``-``b`` of a parsed sentence tied to the question's focus
     noun by the parse: the number that counts it ("200,000 *consoles*", "three million of the
     consoles"), the name in apposition ("the *company* Enron"), or a phrase headed by it?"""
-    if not focus:
+    toks = span_tokens(doc, a, b)
+    if not focus or toks is None:
         return False
-    toks = [t for t in doc if a <= t.idx < b]
-    if not toks:
-        return False
-    near = {t for t in toks} | {t.head for t in toks} | {t.head.head for t in toks}
+    near = {*toks, *(t.head for t in toks), *(t.head.head for t in toks)}
     near |= {c for t in toks for c in t.children}
-    for t in near:
-        if t.lemma_.lower() == focus:
-            return True
     # "three million of the consoles": the focus follows the span within a short of-phrase
-    after = [t for t in doc[toks[-1].i + 1 : toks[-1].i + 4]]
-    return any(t.lemma_.lower() == focus for t in after)
+    after = doc[toks.end : toks.end + 3]
+    return any(t.lemma_.lower() == focus for t in (*near, *after))
+
+
+def span_tokens(doc, a: int, b: int):  # type: ignore[no-untyped-def]
+    """The tokens of a parsed sentence that characters ``a``-``b`` cover (spaCy's own
+    alignment), or None for an empty span."""
+    span = doc.char_span(a, b, alignment_mode="expand")
+    return span if span is not None and len(span) else None

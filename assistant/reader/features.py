@@ -21,6 +21,7 @@ from assistant.reader.candidates import (
     coverage,
     focus_attached,
     pronoun_start,
+    span_tokens,
     typed_spans,
 )
 from index.lexical import tokenize
@@ -135,12 +136,10 @@ def featurize(
 def _span_coverage(doc, span: tuple[int, int], terms: dict[str, float]) -> float:  # type: ignore[no-untyped-def]
     """Weighted share of the question's terms within ``_WINDOW`` tokens of the answer span: the
     asked-for value sits next to the words that say what it is ("shipped 200,000 consoles")."""
-    a, b = span
-    idx = [t.i for t in doc if a <= t.idx < b]
-    if not idx:
+    toks = span_tokens(doc, *span)
+    if toks is None:
         return 0.0
-    lo, hi = max(0, idx[0] - _WINDOW), min(len(doc), idx[-1] + 1 + _WINDOW)
-    return coverage(terms, doc[lo:hi].text)
+    return coverage(terms, doc[max(0, toks.start - _WINDOW) : toks.end + _WINDOW].text)
 
 
 def _subject_role(doc, subjects: list[str], pronoun_led: bool) -> float:  # type: ignore[no-untyped-def]

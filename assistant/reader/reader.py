@@ -21,6 +21,7 @@ from assistant.reader.citations import _article_slice, _citation
 from assistant.reader.features import Scored, context_text, featurize
 from assistant.reader.scorer import Model, load_model
 from assistant.types import NO_ANSWER, Citation
+from index.embeddings import embed_passages
 from index.lexical import tokenize
 
 
@@ -73,7 +74,7 @@ class Reader:
         # for the sentence's own.
         sentence = [float(docs[u.doc].metadata.get("dense_score") or 0.0) for u in top]
         if self.embedder is not None:  # only the few parsed sentences are embedded
-            vectors = np.array(self.embedder.embed_documents([context_text(u) for u in top]))
+            vectors = np.array(embed_passages(self.embedder, [context_text(u) for u in top]))
             query = np.array(self.embedder.embed_query(question))
             norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query) + 1e-9
             sentence = [float(v) for v in vectors @ query / norms]

@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 # What ``embedding_backend=auto`` runs on a machine without a GPU, chosen by measurement
 # (bench/README.md): fp32 ONNX gives torch's vectors (cosine >= 0.9999 on news text) with a
-# start free of torch; int8 is faster but lost 0.017 of dev MRR@10 (0.778 vs 0.795), more than
+# start free of torch; int8 is faster but lost 0.049 of dev MRR@10 (0.743 vs 0.7925, re-measured
+# in the fourth session of 2026-12-01; 0.017 in the first pass), more than
 # the 0.01 we allow, so it stays an opt-in.
 DEFAULT_CPU_BACKEND = "onnx"
 

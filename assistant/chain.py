@@ -124,7 +124,7 @@ def _extractive_reader(index: Any, answerer: str) -> ReadAnswer:
         return fitted
     from assistant.extractive import ExtractiveAnswerer
 
-    scorer = ExtractiveAnswerer(index.embedder, index.lexical.idf, idfs=index.lexical.idfs)
+    scorer = ExtractiveAnswerer(index.embedder)
 
     def extractive(
         query: str, docs: Sequence[Document]

@@ -18,7 +18,9 @@ from assistant.extractive import ExtractiveAnswerer, expected_type, has_type
 from assistant.fusion import reciprocal_rank_fusion
 from assistant.questions import clean_question
 from assistant.settings import Settings
+from assistant.wordweights import question_weights
 from index.embeddings import CachedQueryEmbeddings, FakeTokenizingEmbeddings
+from index.lexical import stem
 from index.sync import sync
 
 from .conftest import SAMPLE
@@ -97,7 +99,7 @@ def doc(text: str, n: int, before: str = "", after: str = "") -> Document:
 def test_pronoun_sentence_brings_its_antecedent() -> None:
     before = "Bessent said he hoped for a deal. "
     text = 'But he also cautioned that "everything is on the table" if talks fail.'
-    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=-1)
     out, citations, answered = answerer.answer("What did Bessent caution?", [doc(text, 0, before)])
     assert answered
     assert citations[0].quote.startswith("Bessent said")
@@ -113,7 +115,7 @@ def test_a_quote_is_shown_inside_its_whole_paragraph() -> None:
     before = "Old news.\nTalks began in May. The move angered Trump, who threatened tariffs. "
     text = 'But he also said "everything is on the table".'
     after = " Markets fell.\nNext story."
-    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=-1)
     _, citations, answered = answerer.answer(
         "What did he say was on the table?", [doc(text, 0, before, after)]
     )
@@ -126,7 +128,7 @@ def test_a_quote_is_shown_inside_its_whole_paragraph() -> None:
 
 
 def test_declines_below_threshold_and_keeps_closest_passages() -> None:
-    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=5.0)
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=5.0)
     text, citations, answered = answerer.answer("Who won?", [doc("Rain fell in Leeds.", 0)])
     assert (text, answered) == (NO_ANSWER, False)
     assert citations and citations[0].quote == "Rain fell in Leeds."
@@ -152,22 +154,12 @@ class _CountingFake(CachedQueryEmbeddings):
         return self.fake.embed_documents(list(texts))
 
 
-def test_a_repeated_question_reuses_sentence_vectors_and_reads_idf_once() -> None:
+def test_a_repeated_question_reuses_sentence_vectors() -> None:
     """Speed without a changed answer: the second time the same passages are scored (a repeated
-    question, a follow-up, the dated re-read) no sentence is embedded again, and the corpus idf
-    of every question term comes from one batched lookup."""
+    question, a follow-up, the dated re-read) no sentence is embedded again."""
     embedder = _CountingFake()
-    batched: list[list[str]] = []
-
-    def idfs(terms: list[str]) -> dict[str, float]:
-        batched.append(list(terms))
-        return {t: 1.0 for t in terms}
-
-    def idf(term: str) -> float:
-        raise AssertionError("per-term idf asked although a batch lookup was given")
-
-    answerer = ExtractiveAnswerer(embedder, idf, idfs=idfs, threshold=-1)
-    plain = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-1)
+    answerer = ExtractiveAnswerer(embedder, threshold=-1)
+    plain = ExtractiveAnswerer(FakeTokenizingEmbeddings(), threshold=-1)
     docs = [
         doc("Bessent said talks went well. He threatened new tariffs on steel.", 0),
         doc("Rain fell in Leeds. The match was called off.", 1),
@@ -175,10 +167,23 @@ def test_a_repeated_question_reuses_sentence_vectors_and_reads_idf_once() -> Non
     question = "What did Bessent threaten?"
     first = answerer.answer(question, docs)
     embedded = embedder.encoded
-    assert embedded > 0 and len(batched) == 1
+    assert embedded > 0
     assert first == answerer.answer(question, docs) == plain.answer(question, docs)
     assert embedder.encoded == embedded
-    assert len(batched) == 2
+
+
+def test_question_words_weigh_the_same_whatever_is_indexed() -> None:
+    """The weights come from general English frequency, not from the index: a rare word
+    outweighs a common one, a name never seen weighs most, and nothing is asked of the index
+    (the answerer is built without one)."""
+    weights = question_weights("What did Bessent say about the tariff truce?")
+    assert weights[stem("bessent")] == pytest.approx(7.0)
+    assert weights[stem("tariff")] > weights[stem("say")] > 0
+
+
+def _uniform(question: str) -> dict[str, float]:
+    """Every question term weighs 1 (the answerer's default for a term it has no weight for)."""
+    return {}
 
 
 def test_question_hygiene() -> None:

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from assistant.reader.analysis import analyse
-from assistant.reader.candidates import term_weight
 from assistant.reader.followup import condense
 from assistant.reader.scorer import load_model
 from assistant.types import Answer, Citation
+from assistant.wordweights import term_weight
 from ui import render
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "bench" / "data" / "reader-questions.jsonl"

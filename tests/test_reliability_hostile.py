@@ -278,7 +278,7 @@ def test_every_marker_of_an_extractive_answer_resolves(
     """Whatever the articles say (fake markers included), every [n] in the answer text is a
     citation, citations are numbered 1..k, and each quotes its article exactly."""
     text, docs = documents(sentences, per_chunk)
-    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), lambda t: 1.0, threshold=-10.0)
+    answerer = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=-10.0)
     body, citations, answered = answerer.answer(question + "?", docs)
     body = defang_quotes(body, citations)  # as the chain does
     numbers = {c.n for c in citations}
@@ -369,3 +369,8 @@ def test_llm_answers_cite_only_retrieved_passages(
     for c in result.citations:
         assert 1 <= c.n <= len(retrieved)
         assert retrieved[c.n - 1].metadata["chunk_id"] == c.chunk_id
+
+
+def _uniform(question: str) -> dict[str, float]:
+    """Every question term weighs 1."""
+    return {}

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from langchain_core.documents import Document
 
 from assistant.reader.analysis import ENTITY_LABELS, QuestionAnalysis
+from assistant.wordweights import term_weight
 from index.lexical import stem, tokenize
 from index.sentences import split_sentences
 
@@ -51,16 +51,6 @@ class Unit:
     title: str = ""
     prefilter: float = 0.0
     spans: list[tuple[int, int, str]] = field(default_factory=list)  # (char a, b, label)
-
-
-@lru_cache(maxsize=100_000)
-def term_weight(word: str) -> float:
-    """How telling a question word is, from general English frequency (wordfreq's Zipf scale:
-    'the' ~7.7, 'tariff' ~3.7, an unseen name 0). Independent of what is indexed, so a
-    question's weights do not move when articles are added."""
-    from wordfreq import zipf_frequency
-
-    return max(0.5, 7.0 - zipf_frequency(word, "en"))
 
 
 def question_terms(analysis: QuestionAnalysis) -> dict[str, float]:

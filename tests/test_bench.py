@@ -66,6 +66,7 @@ def test_bench_on_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert figures["cold_start_s"] > 0 and figures["index_rss_mb"] > 50
     assert ours["resync_seconds"] < ours["index_seconds"]
     assert tutorial["resync_pct"] == 100.0
+    assert tutorial["embedding_backend"] == "torch"  # the tutorial as published
     (scale,) = result["scale"]
     assert scale["size"] == 30 and scale["articles"] == 30 and scale["disk_mb"] > 0
     assert not (tmp_path / "corpus" / "news" / "chess.txt").read_text().endswith("changed.\n")
@@ -101,3 +102,19 @@ def test_bench_without_the_eval_extra_fails_before_any_work(
     argv = ["bench", "--corpus", str(tmp_path / "corpus"), "--questions", str(questions)]
     assert cli_main(argv) == 2
     assert "article-assistant[eval]" in capsys.readouterr().err
+
+
+def test_the_tutorial_is_timed_on_its_published_runtime_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    """`assistant bench` runs the tutorial's embeddings through sentence-transformers on torch,
+    as the LangChain tutorial does; ``--tutorial-embedder ours`` gives it our backend. Each
+    child process gets the backend by environment variable."""
+    from assistant.evaluation.phases import _env, tutorial_embedding
+
+    ours = Settings(embedding_backend="onnx")
+    published = tutorial_embedding(ours, "published")
+    assert published.embedding_backend == "torch" and ours.embedding_backend == "onnx"
+    assert tutorial_embedding(ours, "ours").embedding_backend == "onnx"
+    assert _env(published, tmp_path)["ASSISTANT_EMBEDDING_BACKEND"] == "torch"
+    assert _env(ours, tmp_path)["ASSISTANT_EMBEDDING_BACKEND"] == "onnx"

@@ -3,8 +3,10 @@
 It is the recipe most RAG tutorials teach: a ``RecursiveCharacterTextSplitter`` (1000
 characters, 200 overlap), ``add_documents`` into ``langchain_chroma.Chroma``, and
 ``similarity_search`` top 4, its top passage taken as "the answer". It reads articles with our
-loaders and embeds with our embedder (the same all-MiniLM-L6-v2), so the comparison measures the
-pipelines, not the model or the parsing. It has no incremental sync: a changed article is
+loaders and embeds with the same all-MiniLM-L6-v2, so the comparison measures the pipelines, not
+the model or the parsing. ``assistant eval`` runs that model on our backend (the vectors are the
+same); ``assistant bench`` runs it as the tutorial publishes it, through sentence-transformers on
+torch, unless told ``--tutorial-embedder ours``. It has no incremental sync: a changed article is
 deleted by its ``origin`` metadata and added again (the most a user of the recipe would do by
 hand).
 

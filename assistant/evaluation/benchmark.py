@@ -69,6 +69,14 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=50, help="questions timed (default 50)")
     p.add_argument("--cold-runs", type=int, default=3, help="cold starts timed (median)")
     p.add_argument("--no-baseline", action="store_true", help="skip the tutorial pipeline")
+    p.add_argument(
+        "--tutorial-embedder",
+        choices=["published", "ours"],
+        default="published",
+        help="how the tutorial pipeline runs the (same) embedding model: 'published' = "
+        "sentence-transformers on torch, as the LangChain tutorial's HuggingFaceEmbeddings "
+        "does (default); 'ours' = our configured backend, to time the pipelines alone",
+    )
     p.add_argument("--scale", type=float, nargs="+", default=[], metavar="F", help="x corpus size")
     p.add_argument("--synthetic-articles", type=int, nargs="+", default=[], metavar="N")
     p.add_argument("--scale-only", action="store_true", help="skip the run on the real corpus")

@@ -25,6 +25,8 @@ from index.sync import sync
 
 from .conftest import SAMPLE
 
+OWN_QUESTIONS = Path(__file__).parent.parent / "bench" / "data" / "reader-questions.jsonl"
+
 
 def assert_markers_resolve(result: Answer) -> None:
     numbers = {int(n) for n in re.findall(r"\[(\d+)\]", result.text)}
@@ -225,6 +227,21 @@ def test_chain_with_fake_embedder(fake_settings: Settings, tmp_path: Path) -> No
 def sample_index(real_settings: Settings) -> Settings:
     sync(real_settings, [str(SAMPLE)], show_bar=False)
     return real_settings
+
+
+@pytest.mark.integration
+def test_the_sample_alone_answers_its_answerable_questions(sample_index: Settings) -> None:
+    """One article indexed alone: the answerable sample questions of our own set are answered
+    (issue 12: at most 5% declined). With corpus IDF 6 of these 18 were declined, because over
+    one article every indexed word is common and a question word the article lacks outweighed
+    the rest; question words now weigh the same whatever is indexed."""
+    rows = [json.loads(line) for line in OWN_QUESTIONS.read_text().splitlines() if line.strip()]
+    asked = [r for r in rows if r["article"].startswith("sample:") and r["answer"]]
+    declined = [
+        r["question"] for r in asked if not answer(r["question"], settings=sample_index).answered
+    ]
+    assert len(asked) >= 15
+    assert len(declined) <= 0.05 * len(asked), declined
 
 
 @pytest.mark.integration

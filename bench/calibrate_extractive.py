@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_reader import _in_docs, _is_gold, contains, load_questions, split_of
+from fit_reader import _in_docs, _is_gold, collect_arguments, contains, load_questions, split_of
 
 
 def collect(args: argparse.Namespace) -> None:
@@ -112,14 +112,8 @@ def choose(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("questions")
-    c.add_argument("out")
-    c.add_argument("--format", choices=["jsonl", "rtqa"], default="jsonl")
+    c = collect_arguments(sub.add_parser("collect"))
     c.add_argument("--split", choices=["fit", "test", "all"], default="all")
-    c.add_argument("--test-share", type=float, default=0.34)
-    c.add_argument("--drop-gold", action="store_true")
-    c.add_argument("--k", type=int, default=5)
     h = sub.add_parser("choose")
     h.add_argument("fit", nargs="+")
     h.add_argument("--report", action="append")

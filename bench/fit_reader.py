@@ -345,23 +345,28 @@ def fit(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("collect")
+def collect_arguments(c: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every ``collect`` step shares (this script's and calibrate_extractive's)."""
     c.add_argument("questions")
     c.add_argument("out")
     c.add_argument("--format", choices=["jsonl", "rtqa"], default="jsonl")
-    c.add_argument("--name")
     c.add_argument("--k", type=int, default=5)
+    c.add_argument("--drop-gold", action="store_true", help="retrieve without the gold article")
+    c.add_argument("--test-share", type=float, default=0.34)
+    return c
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = collect_arguments(sub.add_parser("collect"))
+    c.add_argument("--name")
     c.add_argument(
         "--parse-limit",
         type=int,
         default=12,
         help="candidates kept per question, in the reader's prefilter order (fit may use fewer)",
     )
-    c.add_argument("--drop-gold", action="store_true", help="retrieve without the gold article")
-    c.add_argument("--test-share", type=float, default=0.34)
     f = sub.add_parser("fit")
     f.add_argument("data", nargs="+")
     f.add_argument("--test", nargs="*", help="pickles whose 'test' split is scored once")

@@ -34,19 +34,28 @@ from index.sentences import split_sentences
 #: QA's questions, and their gold-article-dropped variants as unanswerable examples), by
 #: ``bench/calibrate_extractive.py choose``; held-out figures in bench/README.md.
 DECLINE_THRESHOLD = 0.32
-# Sentence score = W_LEX * weighted question-term coverage (general English word weights,
-# ``assistant.wordweights``) + W_DENSE * cosine similarity + answer-type bonus or penalty -
-# DOC_DECAY * passage rank. Tuned on the dev questions (with corpus IDF, before the weights).
-W_LEX = 0.6
-W_DENSE = 0.3
-DOC_DECAY = 0.02
-TYPE_BONUS = 0.08
-UNTYPED_PENALTY = 0.5
-LOCAL_FLOOR = 1.0
-CONTEXT_WEIGHT = 1.0
-ENTITY_PENALTY = 0.1
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """How a sentence's score is put together: ``lex`` * weighted question-term coverage
+    (general English word weights, ``assistant.wordweights``) + ``dense`` * cosine similarity
+    + answer-type bonus or penalty - ``doc_decay`` * passage rank. The defaults were hand-tuned
+    on the BBC dev questions; a field per constant so ``bench/calibrate_extractive.py tune``
+    can search them on fit questions and report on others."""
+
+    lex: float = 0.6
+    dense: float = 0.3
+    doc_decay: float = 0.02
+    type_bonus: float = 0.08
+    untyped_penalty: float = 0.5
+    local_floor: float = 1.0
+    context: float = 1.0
+    entity_penalty: float = 0.1
+    margin: float = 0.25  # further sentences must score within this of the best one
+
+
 _ADJACENT = 3  # sentences this close (a space or line break apart) merge into one quote
-MARGIN = 0.25  # further sentences must score within this of the best one
 # Sentences (best by lexical score) embedded for the meaning score: 8, not 12, left every
 # measured score unchanged at two thirds of the cost (bench/README.md, "Fewer sentences").
 CANDIDATES = 8
@@ -205,12 +214,14 @@ class ExtractiveAnswerer:
         threshold: float = DECLINE_THRESHOLD,
         max_sentences: int = 3,
         candidates: int = CANDIDATES,
+        weights: ScoreWeights = ScoreWeights(),  # frozen, so one shared default is safe
     ) -> None:
         self.embedder = embedder
         self.weigh = weigh  # question -> {term: weight}; general English, not the index
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.candidates = candidates
+        self.weights = weights
 
     def score(self, question: str, docs: Sequence[Document]) -> list[Sentence]:
         """Every sentence of the retrieved passages, scored, best first."""
@@ -232,12 +243,13 @@ class ExtractiveAnswerer:
                 sentences.append(s)
                 tokens.append((toks, context, title_terms))
                 previous = text
+        w = self.weights
         weights = self._term_weights(question, terms, [t[0] for t in tokens])
         total = sum(weights.values()) or 1.0
         entities = _entities(question)
         for s, (toks, context, title_terms) in zip(sentences, tokens, strict=True):
             hit = sum(w for t, w in weights.items() if t in toks)
-            hit += CONTEXT_WEIGHT * sum(w for t, w in weights.items() if t in context)
+            hit += w.context * sum(w for t, w in weights.items() if t in context)
             hit += 0.5 * sum(
                 w
                 for t, w in weights.items()
@@ -248,11 +260,11 @@ class ExtractiveAnswerer:
             # about Bessent: it must name the question's entity, itself, by pronoun or in its title.
             named = not entities or bool(entities & (toks | context | title_terms))
             s.bonus = (
-                -DOC_DECAY * s.doc
-                - (0.0 if named else ENTITY_PENALTY)
-                + (0.0 if kind is None else TYPE_BONUS if s.typed else -UNTYPED_PENALTY)
+                -w.doc_decay * s.doc
+                - (0.0 if named else w.entity_penalty)
+                + (0.0 if kind is None else w.type_bonus if s.typed else -w.untyped_penalty)
             )
-            s.score = W_LEX * s.lexical + s.bonus
+            s.score = w.lex * s.lexical + s.bonus
         sentences.sort(key=lambda s: -s.score)
         top = sentences[: self.candidates]
         if top:
@@ -264,7 +276,7 @@ class ExtractiveAnswerer:
             )
             for s, sim in zip(top, sims, strict=True):
                 s.dense = float(sim)
-                s.score += W_DENSE * s.dense
+                s.score += w.dense * s.dense
         sentences.sort(key=lambda s: -s.score)
         return sentences
 
@@ -279,7 +291,9 @@ class ExtractiveAnswerer:
         weights = {}
         for t in terms:
             local = sum(1 for toks in sentences if t in toks)
-            weights[t] = known.get(t, 1.0) * (LOCAL_FLOOR + np.log(1 + n / (1 + local)))
+            weights[t] = known.get(t, 1.0) * (
+                self.weights.local_floor + np.log(1 + n / (1 + local))
+            )
         return weights
 
     def answer(self, question: str, docs: Sequence[Document]) -> tuple[str, list[Citation], bool]:
@@ -290,7 +304,7 @@ class ExtractiveAnswerer:
             return NO_ANSWER, self._closest(ranked, docs), False
         chosen: list[Sentence] = []
         for s in ranked:
-            if len(chosen) == self.max_sentences or s.score < ranked[0].score - MARGIN:
+            if len(chosen) == self.max_sentences or s.score < ranked[0].score - self.weights.margin:
                 break
             if (kind and not s.typed) or any(
                 _near_duplicate(s.text, c.text) or _overlaps(s, c) for c in chosen

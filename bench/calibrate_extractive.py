@@ -15,7 +15,15 @@ Two steps, so retrieval runs once per question file:
            bound), and prints the figures of any ``--report`` files at that threshold.
 
   ASSISTANT_HOME=H python bench/calibrate_extractive.py collect Q.jsonl OUT.jsonl [--drop-gold]
+  tune     over collected files (which keep each question's passages): search the sentence
+           score's weights (``ScoreWeights``) one at a time over fixed grids, two passes,
+           re-choosing the threshold by the same rule at every point and keeping the point with
+           the most right answers on the fit files; then print the ``--report`` files' figures
+           at the defaults and at the chosen point. Nothing is fitted on the report files.
+
+  ASSISTANT_HOME=H python bench/calibrate_extractive.py collect Q.jsonl OUT.jsonl [--drop-gold]
   python bench/calibrate_extractive.py choose FIT1.jsonl FIT2.jsonl ... --report HELD.jsonl
+  python bench/calibrate_extractive.py tune FIT1.jsonl FIT2.jsonl ... --report HELD.jsonl
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,6 +72,7 @@ def collect(args: argparse.Namespace) -> None:
                 "top": ranked[0].score if ranked else None,
                 "type_ok": answered,
                 "right": bool(answer) and answered and contains(text, answer),
+                "docs": [{"text": d.page_content, "metadata": d.metadata} for d in docs],
             }
         )
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in out))
@@ -109,9 +119,112 @@ def choose(args: argparse.Namespace) -> None:
         print(json.dumps({"report": path, "threshold": best, **_figures(rows, best)}))
 
 
+#: The values ``tune`` tries for each weight, fixed before any search was run.
+GRIDS: dict[str, list[float]] = {
+    "dense": [0.0, 0.15, 0.3, 0.45, 0.6, 0.9],
+    "doc_decay": [0.0, 0.01, 0.02, 0.04, 0.08],
+    "type_bonus": [0.0, 0.04, 0.08, 0.16, 0.24],
+    "untyped_penalty": [0.1, 0.25, 0.5, 1.0],
+    "local_floor": [0.25, 0.5, 1.0, 2.0, 4.0],
+    "context": [0.5, 0.75, 1.0],
+    "entity_penalty": [0.0, 0.05, 0.1, 0.2, 0.4],
+    "margin": [0.1, 0.15, 0.25, 0.35, 0.5],
+}
+
+
+class _Remembering(Embeddings):
+    """The index's embedder with an unbounded memory: the search re-scores the same
+    sentences many times."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.known: dict[str, list[float]] = {}
+        self.questions: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        fresh = [t for t in dict.fromkeys(texts) if t not in self.known]
+        if fresh:
+            self.known.update(zip(fresh, self.inner.embed_documents(fresh), strict=True))
+        return [self.known[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self.questions:
+            self.questions[text] = self.inner.embed_query(text)
+        return self.questions[text]
+
+
+def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
+    """The collected rows re-answered from their stored passages by ``answerer``."""
+    from langchain_core.documents import Document
+
+    out = []
+    for r in rows:
+        docs = [Document(page_content=d["text"], metadata=d["metadata"]) for d in r["docs"]]
+        ranked = answerer.score(r["question"], docs)
+        text, _citations, answered = answerer.answer(r["question"], docs)
+        right = bool(r["answer"]) and answered and contains(text, r["answer"])
+        top = ranked[0].score if ranked else None
+        out.append({"answer": r["answer"], "top": top, "type_ok": answered, "right": right})
+    return out
+
+
+def _best_threshold(rows: list[dict[str, Any]], args: argparse.Namespace) -> float:
+    grid = np.round(np.arange(args.low, args.high + 1e-9, args.step), 3)
+    best = float(grid[0])
+    for tau in grid:
+        if _figures(rows, float(tau))["answerable_declined"] <= args.max_declined:
+            best = float(tau)
+    return best
+
+
+def tune(args: argparse.Namespace) -> None:
+    from dataclasses import asdict, replace
+
+    from assistant.api import open_index
+    from assistant.extractive import ExtractiveAnswerer, ScoreWeights
+
+    embedder = _Remembering(open_index().embedder)
+    fit = _read(args.fit)
+
+    def judge(weights: ScoreWeights) -> tuple[tuple[float, float], float, dict[str, Any]]:
+        answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"), weights=weights)
+        rows = _rescore(fit, answerer)
+        tau = _best_threshold(rows, args)
+        f = _figures(rows, tau)
+        return (f["gold_in_answer"], f["unanswerable_declined"] or 0.0), tau, f
+
+    point = ScoreWeights()
+    best_key, best_tau, best_f = judge(point)
+    start = (best_tau, best_f)
+    print(json.dumps({"start": asdict(point), "threshold": best_tau, "fit": best_f}), flush=True)
+    for sweep in range(args.passes):
+        for name, values in GRIDS.items():
+            for value in values:
+                if value == getattr(point, name):
+                    continue
+                trial = replace(point, **{name: value})
+                key, tau, f = judge(trial)
+                if key > best_key:
+                    point, best_key, best_tau, best_f = trial, key, tau, f
+                    print(
+                        json.dumps({"pass": sweep, name: value, "threshold": tau, "fit": f}),
+                        flush=True,
+                    )
+    print(json.dumps({"chosen": asdict(point), "threshold": best_tau, "fit": best_f}))
+    for path in args.report or []:
+        rows = _read([path])
+        for label, weights, tau in (
+            ("defaults", ScoreWeights(), start[0]),
+            ("chosen", point, best_tau),
+        ):
+            answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"), weights=weights)
+            f = _figures(_rescore(rows, answerer), tau)
+            print(json.dumps({"report": path, "weights": label, "threshold": tau, **f}))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="step", required=True)
+    sub = p.add_subparsers(dest="command", required=True)
     c = collect_arguments(sub.add_parser("collect"))
     c.add_argument("--split", choices=["fit", "test", "all"], default="all")
     h = sub.add_parser("choose")
@@ -121,8 +234,19 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--low", type=float, default=0.2)
     h.add_argument("--high", type=float, default=0.7)
     h.add_argument("--step", type=float, default=0.01)
+    t = sub.add_parser("tune")
+    t.add_argument("fit", nargs="+")
+    t.add_argument("--report", action="append")
+    t.add_argument("--passes", type=int, default=2)
+    for name, default in (
+        ("--max-declined", 0.05),
+        ("--low", 0.2),
+        ("--high", 0.7),
+        ("--step", 0.01),
+    ):
+        t.add_argument(name, type=float, default=default)
     args = p.parse_args(argv)
-    collect(args) if args.step == "collect" else choose(args)
+    {"collect": collect, "choose": choose, "tune": tune}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,33 @@ def answer_settings(index: Any) -> Settings:
     return Settings(**index.settings.model_dump())
 
 
+def answer_retriever(
+    index: Any,
+    *,
+    k: int = 5,
+    sources: list[str] | None = None,
+    published_after: date | None = None,
+    published_before: date | None = None,
+    as_of: date | None = None,
+) -> HybridRetriever:
+    """The retriever answers read from: the index's recency, age and date-window settings, as
+    of ``as_of`` (default today). Measuring scripts use it too, so what they calibrate on is
+    what ``answer`` retrieves."""
+    settings = answer_settings(index)
+    return HybridRetriever(
+        index=index,
+        k=k,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
+        as_of=as_of or date.today(),
+        recency=settings.recency,
+        age_prior=settings.age_prior,
+        age_grace_days=settings.age_grace_days,
+        date_window=settings.date_window,
+    )
+
+
 def build_chain(
     index: Any,
     *,
@@ -164,18 +191,13 @@ def build_chain(
     today): nothing published after it is retrieved; see assistant/dates.py.
     """
     as_of = as_of or date.today()
-    settings = answer_settings(index)
-    retriever = HybridRetriever(
-        index=index,
+    retriever = answer_retriever(
+        index,
         k=k,
         sources=sources,
         published_after=published_after,
         published_before=published_before,
         as_of=as_of,
-        recency=settings.recency,
-        age_prior=settings.age_prior,
-        age_grace_days=settings.age_grace_days,
-        date_window=settings.date_window,
     )
     read_answer = _extractive_reader(index, answerer)
 

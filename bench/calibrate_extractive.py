@@ -1,6 +1,9 @@
-"""Choose the extractive answerer's decline threshold on fit questions, report it on others.
+"""Choose the extractive answerer's decline threshold (``choose``) or search its score weights
+(``tune``) on fit questions, and report them on others.
 
-Two steps, so retrieval runs once per question file:
+Retrieval runs once per question file (``collect``), with the retriever answers use
+(``assistant.chain.answer_retriever``: the settings' recency, age prior and date window, as of
+today):
 
   collect  over an existing index (ASSISTANT_HOME): retrieve for every question, run the
            extractive answerer with no score threshold, and keep per question its best
@@ -8,18 +11,18 @@ Two steps, so retrieval runs once per question file:
            the answer text holds the gold answer. ``--drop-gold`` retrieves without the gold
            article: a question whose answer is then nowhere in the passages becomes an
            unanswerable example. ``--split fit|test|all`` keeps questions by the hash split of
-           ``bench/fit_reader.py``.
+           ``bench/fit_reader.py``. Each question's passages are kept for ``tune``.
   choose   over collected files: for every threshold on a grid, answerable questions declined,
            unanswerable declined and gold answer in the answer; picks the highest threshold
            that declines at most ``--max-declined`` of the answerable questions (the issue's
            bound), and prints the figures of any ``--report`` files at that threshold.
 
-  ASSISTANT_HOME=H python bench/calibrate_extractive.py collect Q.jsonl OUT.jsonl [--drop-gold]
   tune     over collected files (which keep each question's passages): search the sentence
            score's weights (``ScoreWeights``) one at a time over fixed grids, two passes,
            re-choosing the threshold by the same rule at every point and keeping the point with
            the most right answers on the fit files; then print the ``--report`` files' figures
-           at the defaults and at the chosen point. Nothing is fitted on the report files.
+           at the shipped configuration, at the defaults with the fit-chosen threshold, and at
+           the chosen point. Nothing is fitted on the report files.
 
   ASSISTANT_HOME=H python bench/calibrate_extractive.py collect Q.jsonl OUT.jsonl [--drop-gold]
   python bench/calibrate_extractive.py choose FIT1.jsonl FIT2.jsonl ... --report HELD.jsonl
@@ -44,16 +47,18 @@ from fit_reader import _in_docs, _is_gold, collect_arguments, contains, load_que
 
 def collect(args: argparse.Namespace) -> None:
     from assistant.api import open_index
+    from assistant.chain import answer_retriever
     from assistant.extractive import ExtractiveAnswerer
-    from assistant.retrieval import HybridRetriever
 
     index = open_index()
-    retriever = HybridRetriever(index=index, k=args.k + (6 if args.drop_gold else 0))
+    retriever = answer_retriever(index, k=args.k + (6 if args.drop_gold else 0))
     answerer = ExtractiveAnswerer(index.embedder, threshold=float("-inf"))
     out = []
     for q in load_questions(Path(args.questions), args.format):
         if args.split != "all" and split_of(q["question"], args.test_share) != args.split:
             continue
+        if args.drop_gold and not q["answer"]:
+            continue  # already unanswerable: the run without --drop-gold has it
         docs = retriever.invoke(q["question"])
         if args.drop_gold:
             docs = [d for d in docs if not _is_gold(d, q)]
@@ -107,15 +112,29 @@ def _read(paths: list[str]) -> list[dict[str, Any]]:
     return [json.loads(x) for p in paths for x in Path(p).read_text().splitlines() if x.strip()]
 
 
+def _read_fit(paths: list[str]) -> list[dict[str, Any]]:
+    """The fit rows; the threshold rule needs answerable questions among them."""
+    rows = _read(paths)
+    if not any(r["answer"] for r in rows):
+        sys.exit("the fit files hold no answerable question (a --drop-gold file needs its pair)")
+    return rows
+
+
+def _grid(args: argparse.Namespace) -> list[float]:
+    return [float(t) for t in np.round(np.arange(args.low, args.high + 1e-9, args.step), 3)]
+
+
+def _best_threshold(rows: list[dict[str, Any]], args: argparse.Namespace) -> float:
+    """The highest grid threshold that declines at most ``--max-declined`` of the answerable."""
+    ok = [t for t in _grid(args) if _figures(rows, t)["answerable_declined"] <= args.max_declined]
+    return ok[-1] if ok else _grid(args)[0]
+
+
 def choose(args: argparse.Namespace) -> None:
-    fit = _read(args.fit)
-    grid = np.round(np.arange(args.low, args.high + 1e-9, args.step), 3)
-    best = float(grid[0])
-    for tau in grid:
-        figures = _figures(fit, float(tau))
-        print(json.dumps({"threshold": float(tau), **figures}))
-        if figures["answerable_declined"] <= args.max_declined:
-            best = float(tau)
+    fit = _read_fit(args.fit)
+    for tau in _grid(args):
+        print(json.dumps({"threshold": tau, **_figures(fit, tau)}))
+    best = _best_threshold(fit, args)
     print(json.dumps({"chosen": best, "fit": _figures(fit, best)}))
     for path in args.report or []:
         rows = _read([path])
@@ -181,15 +200,6 @@ def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _best_threshold(rows: list[dict[str, Any]], args: argparse.Namespace) -> float:
-    grid = np.round(np.arange(args.low, args.high + 1e-9, args.step), 3)
-    best = float(grid[0])
-    for tau in grid:
-        if _figures(rows, float(tau))["answerable_declined"] <= args.max_declined:
-            best = float(tau)
-    return best
-
-
 def tune(args: argparse.Namespace) -> None:
     from dataclasses import asdict, replace
 
@@ -197,7 +207,7 @@ def tune(args: argparse.Namespace) -> None:
     from assistant.extractive import DECLINE_THRESHOLD, ExtractiveAnswerer, ScoreWeights
 
     embedder = _Remembering(open_index().embedder)
-    fit = _read(args.fit)
+    fit = _read_fit(args.fit)
 
     def judge(weights: ScoreWeights) -> tuple[tuple[float, float], float, dict[str, Any]]:
         answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"), weights=weights)
@@ -208,7 +218,7 @@ def tune(args: argparse.Namespace) -> None:
 
     point = ScoreWeights()
     best_key, best_tau, best_f = judge(point)
-    start = (best_tau, best_f)
+    start_tau = best_tau
     print(json.dumps({"start": asdict(point), "threshold": best_tau, "fit": best_f}), flush=True)
     for sweep in range(args.passes):
         for name, values in GRIDS.items():
@@ -228,7 +238,7 @@ def tune(args: argparse.Namespace) -> None:
         rows = _read([path])
         for label, weights, tau in (
             ("shipped", ScoreWeights(), DECLINE_THRESHOLD),
-            ("defaults", ScoreWeights(), start[0]),
+            ("defaults", ScoreWeights(), start_tau),
             ("chosen", point, best_tau),
         ):
             answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"), weights=weights)

@@ -118,3 +118,23 @@ def test_the_tutorial_is_timed_on_its_published_runtime_unless_told_otherwise(
     assert tutorial_embedding(ours, "ours").embedding_backend == "onnx"
     assert _env(published, tmp_path)["ASSISTANT_EMBEDDING_BACKEND"] == "torch"
     assert _env(ours, tmp_path)["ASSISTANT_EMBEDDING_BACKEND"] == "onnx"
+
+
+def test_bench_children_get_every_index_setting_but_the_home(tmp_path: Path) -> None:
+    """A bench of a search width, device or export directory measures that, not the defaults:
+    every index-layer setting reaches the child processes (the backend alone used to)."""
+    from assistant.evaluation.phases import _env
+
+    settings = Settings(
+        home=tmp_path / "mine",
+        hnsw_ef_search=64,
+        embedding_device="cpu",
+        embedding_export_dir=tmp_path / "models",
+        chunk_tokens=128,
+    )
+    env = _env(settings, tmp_path / "child")
+    assert env["ASSISTANT_HOME"] == str(tmp_path / "child")
+    assert env["ASSISTANT_HNSW_EF_SEARCH"] == "64"
+    assert env["ASSISTANT_EMBEDDING_DEVICE"] == "cpu"
+    assert env["ASSISTANT_EMBEDDING_EXPORT_DIR"] == str(tmp_path / "models")
+    assert env["ASSISTANT_CHUNK_TOKENS"] == "128"

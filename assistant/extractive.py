@@ -243,16 +243,16 @@ class ExtractiveAnswerer:
                 sentences.append(s)
                 tokens.append((toks, context, title_terms))
                 previous = text
-        w = self.weights
-        weights = self._term_weights(question, terms, [t[0] for t in tokens])
-        total = sum(weights.values()) or 1.0
+        sw = self.weights  # the score's constants; term_weights: each question term's weight
+        term_weights = self._term_weights(question, terms, [t[0] for t in tokens])
+        total = sum(term_weights.values()) or 1.0
         entities = _entities(question)
         for s, (toks, context, title_terms) in zip(sentences, tokens, strict=True):
-            hit = sum(w for t, w in weights.items() if t in toks)
-            hit += w.context * sum(w for t, w in weights.items() if t in context)
+            hit = sum(tw for t, tw in term_weights.items() if t in toks)
+            hit += sw.context * sum(tw for t, tw in term_weights.items() if t in context)
             hit += 0.5 * sum(
-                w
-                for t, w in weights.items()
+                tw
+                for t, tw in term_weights.items()
                 if t in title_terms and t not in toks and t not in context
             )
             s.lexical = hit / total
@@ -260,11 +260,11 @@ class ExtractiveAnswerer:
             # about Bessent: it must name the question's entity, itself, by pronoun or in its title.
             named = not entities or bool(entities & (toks | context | title_terms))
             s.bonus = (
-                -w.doc_decay * s.doc
-                - (0.0 if named else w.entity_penalty)
-                + (0.0 if kind is None else w.type_bonus if s.typed else -w.untyped_penalty)
+                -sw.doc_decay * s.doc
+                - (0.0 if named else sw.entity_penalty)
+                + (0.0 if kind is None else sw.type_bonus if s.typed else -sw.untyped_penalty)
             )
-            s.score = w.lex * s.lexical + s.bonus
+            s.score = sw.lex * s.lexical + s.bonus
         sentences.sort(key=lambda s: -s.score)
         top = sentences[: self.candidates]
         if top:
@@ -276,7 +276,7 @@ class ExtractiveAnswerer:
             )
             for s, sim in zip(top, sims, strict=True):
                 s.dense = float(sim)
-                s.score += w.dense * s.dense
+                s.score += sw.dense * s.dense
         sentences.sort(key=lambda s: -s.score)
         return sentences
 

@@ -80,6 +80,11 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
     """A real model: ``_encode`` gives unit vectors; question vectors are remembered, and so
     are the answerer's sentence vectors (``embed_documents_cached``), in one kind of cache."""
 
+    #: How many question / passage vectors are remembered; a measuring script that re-scores
+    #: the same passages many times raises them on its instance.
+    query_cache_size = _QUERY_CACHE_SIZE
+    passage_cache_size = _PASSAGE_CACHE_SIZE
+
     def __init__(self) -> None:
         self._queries = _VectorLRU()
         self._passages = _VectorLRU()
@@ -93,7 +98,7 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
 
     def embed_query(self, text: str) -> list[float]:
         # Retrieval and the answerer both need the question's vector: compute it once.
-        return self._through(self._queries, [text], _QUERY_CACHE_SIZE)[0]
+        return self._through(self._queries, [text], self.query_cache_size)[0]
 
     def embed_documents_cached(self, texts: list[str]) -> list[list[float]]:
         """``embed_documents`` for the answerer's sentences, through a bounded LRU of vectors.
@@ -103,7 +108,7 @@ class CachedQueryEmbeddings(TokenizingEmbeddings):
         of its own (most of an extractive answer's time), so a sentence seen recently is not
         embedded again. Indexing never goes through here: its texts are new every time.
         """
-        return self._through(self._passages, texts, _PASSAGE_CACHE_SIZE)
+        return self._through(self._passages, texts, self.passage_cache_size)
 
     def _through(self, cache: _VectorLRU, texts: Sequence[str], limit: int) -> list[list[float]]:
         """Vectors of ``texts``, encoding (once each) only those ``cache`` lacks."""

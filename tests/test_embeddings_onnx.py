@@ -492,8 +492,8 @@ class _CountingEmbeddings(embeddings.CachedQueryEmbeddings):
 def test_sentence_vectors_are_remembered_in_a_bounded_lru(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(embeddings, "_PASSAGE_CACHE_SIZE", 3)
     e = _CountingEmbeddings()
+    monkeypatch.setattr(e, "passage_cache_size", 3)  # the knob a measuring script turns
     first = e.embed_documents_cached(["a", "bb", "a"])
     assert first == e.embed_documents(["a", "bb", "a"])
     assert e.encoded[:2] == ["a", "bb"]  # a repeated text is embedded once

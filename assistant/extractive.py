@@ -299,7 +299,13 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, docs: Sequence[Document]) -> tuple[str, list[Citation], bool]:
         """(answer text with [n] markers, citations, answered?)."""
-        ranked = self.score(question, docs)
+        return self.read(question, docs, self.score(question, docs))
+
+    def read(
+        self, question: str, docs: Sequence[Document], ranked: list[Sentence]
+    ) -> tuple[str, list[Citation], bool]:
+        """``answer`` from sentences already ranked by ``score`` (a measuring script that wants
+        the best score too need not score twice)."""
         kind = expected_type(question)
         if not ranked or ranked[0].score < self.threshold or (kind and not ranked[0].typed):
             return NO_ANSWER, self._closest(ranked, docs), False

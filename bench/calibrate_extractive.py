@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,7 +68,7 @@ def collect(args: argparse.Namespace) -> None:
         elif args.drop_gold:
             continue  # another article answers it too: not an unanswerable example
         ranked = answerer.score(q["question"], docs)
-        text, _citations, answered = answerer.answer(q["question"], docs)
+        text, _citations, answered = answerer.read(q["question"], docs, ranked)
         out.append(
             {
                 "question": q["question"],
@@ -156,27 +155,6 @@ GRIDS: dict[str, list[float]] = {
 # gold-in-answer from 0.667 to 0.681 in the first search, with more quotes per answer).
 
 
-class _Remembering(Embeddings):
-    """The index's embedder with an unbounded memory: the search re-scores the same
-    sentences many times."""
-
-    def __init__(self, inner: Embeddings) -> None:
-        self.inner = inner
-        self.known: dict[str, list[float]] = {}
-        self.questions: dict[str, list[float]] = {}
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        fresh = [t for t in dict.fromkeys(texts) if t not in self.known]
-        if fresh:
-            self.known.update(zip(fresh, self.inner.embed_documents(fresh), strict=True))
-        return [self.known[t] for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        if text not in self.questions:
-            self.questions[text] = self.inner.embed_query(text)
-        return self.questions[text]
-
-
 def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
     """The collected rows re-answered from their stored passages by ``answerer``."""
     from langchain_core.documents import Document
@@ -185,7 +163,7 @@ def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
     for r in rows:
         docs = [Document(page_content=d["text"], metadata=d["metadata"]) for d in r["docs"]]
         ranked = answerer.score(r["question"], docs)
-        text, citations, answered = answerer.answer(r["question"], docs)
+        text, citations, answered = answerer.read(r["question"], docs, ranked)
         right = bool(r["answer"]) and answered and contains(text, r["answer"])
         top = ranked[0].score if ranked else None
         out.append(
@@ -206,7 +184,9 @@ def tune(args: argparse.Namespace) -> None:
     from assistant.api import open_index
     from assistant.extractive import DECLINE_THRESHOLD, ExtractiveAnswerer, ScoreWeights
 
-    embedder = _Remembering(open_index().embedder)
+    embedder = open_index().embedder
+    # the search re-scores the same sentences many times: remember all of their vectors
+    embedder.passage_cache_size = embedder.query_cache_size = 1_000_000
     fit = _read_fit(args.fit)
 
     def judge(weights: ScoreWeights) -> tuple[tuple[float, float], float, dict[str, Any]]:
@@ -251,24 +231,15 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     c = collect_arguments(sub.add_parser("collect"))
     c.add_argument("--split", choices=["fit", "test", "all"], default="all")
-    h = sub.add_parser("choose")
-    h.add_argument("fit", nargs="+")
-    h.add_argument("--report", action="append")
-    h.add_argument("--max-declined", type=float, default=0.05)
-    h.add_argument("--low", type=float, default=0.2)
-    h.add_argument("--high", type=float, default=0.7)
-    h.add_argument("--step", type=float, default=0.01)
-    t = sub.add_parser("tune")
-    t.add_argument("fit", nargs="+")
-    t.add_argument("--report", action="append")
-    t.add_argument("--passes", type=int, default=2)
-    for name, default in (
-        ("--max-declined", 0.05),
-        ("--low", 0.2),
-        ("--high", 0.7),
-        ("--step", 0.01),
-    ):
-        t.add_argument(name, type=float, default=default)
+    for name in ("choose", "tune"):  # both choose a threshold by the same rule
+        h = sub.add_parser(name)
+        h.add_argument("fit", nargs="+")
+        h.add_argument("--report", action="append")
+        h.add_argument("--max-declined", type=float, default=0.05)
+        h.add_argument("--low", type=float, default=0.2)
+        h.add_argument("--high", type=float, default=0.7)
+        h.add_argument("--step", type=float, default=0.01)
+    h.add_argument("--passes", type=int, default=2)  # tune's
     args = p.parse_args(argv)
     {"collect": collect, "choose": choose, "tune": tune}[args.command](args)
 

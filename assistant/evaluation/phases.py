@@ -125,9 +125,8 @@ def _run_child(argv: list[str]) -> dict[str, Any]:
         stats = pipeline.index(rest[1:])
         seconds = time.perf_counter() - started
         # the backend that ran: load_embedder falls back when the asked one cannot load
-        backend = getattr(embedder, "backend", settings.embedding_backend)
         figures = {"seconds": seconds, "articles": stats.articles, "chunks": stats.chunks}
-        return figures | {"embedding_backend": backend}
+        return figures | {"embedding_backend": embedder.backend}
     if kind == "update-tutorial":
         started = time.perf_counter()
         pipeline.update(Path(rest[1]))

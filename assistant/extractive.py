@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from assistant.decline_gate import DeclineGate, gate_features
 from assistant.reader.citations import _article_slice, _citation
 from assistant.types import NO_ANSWER, Citation
 from assistant.wordweights import question_weights
@@ -216,13 +218,19 @@ class ExtractiveAnswerer:
         max_sentences: int = 3,
         candidates: int = CANDIDATES,
         weights: ScoreWeights = ScoreWeights(),  # frozen, so one shared default is safe
+        gate: DeclineGate | Literal["shipped"] | None = None,
     ) -> None:
+        """``gate``: the fitted decline gate (``assistant/decline_gate.py``; "shipped" loads
+        ``decline_gate.json``). With a gate the gate decides whether to answer; with None the
+        best sentence's score against ``threshold`` does (measuring scripts pass None and
+        ``threshold=-inf`` to see every answer)."""
         self.embedder = embedder
         self.weigh = weigh  # question -> {term: weight}; general English, not the index
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.candidates = candidates
         self.weights = weights
+        self.gate = DeclineGate.load() if gate == "shipped" else gate
 
     def score(self, question: str, docs: Sequence[Document]) -> list[Sentence]:
         """Every sentence of the retrieved passages, scored, best first."""
@@ -307,7 +315,11 @@ class ExtractiveAnswerer:
         """``answer`` from sentences already ranked by ``score`` (a measuring script that wants
         the best score too need not score twice)."""
         kind = expected_type(question)
-        if not ranked or ranked[0].score < self.threshold or (kind and not ranked[0].typed):
+        if (
+            not ranked
+            or (kind and not ranked[0].typed)
+            or not self._answers(question, docs, ranked)
+        ):
             return NO_ANSWER, self._closest(ranked, docs), False
         chosen: list[Sentence] = []
         for s in ranked:
@@ -336,6 +348,13 @@ class ExtractiveAnswerer:
             citations.append(citation)
             parts.append(f"{quote} [{citation.n}]")
         return " ".join(parts), citations, True
+
+    def _answers(self, question: str, docs: Sequence[Document], ranked: list[Sentence]) -> bool:
+        """Do the best sentences answer the question (not just talk about it)?"""
+        if self.gate is None:
+            return ranked[0].score >= self.threshold
+        typed = expected_type(question) is not None
+        return self.gate.accepts(gate_features(question, docs, ranked, typed, self.weigh))
 
     @staticmethod
     def _widen(s: Sentence, doc: Document) -> tuple[int, int]:

@@ -1,25 +1,33 @@
-"""Fit the extractive answerer's decline gate (``assistant/decline_gate.py``) on fit questions and
-report it on others.
+"""Try a fitted decline gate for the extractive answerer: fit it on fit questions, report it on
+others. (Tried 2026-12-02 and not adopted: bench/README.md, "Sixth pass". Kept so the result
+can be re-run on more labelled data.)
+
+The answerer declines when its best sentence scores under one threshold. A passage on the
+right story that lacks the asked-for detail scores as high as one that has it, so only a third
+of such questions are declined. The gate reads question-level features of the ranked sentences
+(``FEATURES``: coverage of the question by the best sentence, the weight of question words it
+and every passage lack, its meaning score, the margin to another article) and a logistic
+regression turns them into an "answers it" probability.
 
 Input: files written by ``bench/calibrate_extractive.py collect`` (each question with its
-retrieved passages). Every question is re-answered from its stored passages with no threshold,
-and the gate's features are computed. Unanswerable examples come from three places:
+retrieved passages). Every question is re-answered from its stored passages with no threshold.
+Unanswerable examples come from three places:
 
 - questions written unanswerable (the detail is not in the story),
 - ``--drop-gold`` files (the story is not among the passages),
 - **the answer's sentences removed** (made here from every answerable question whose answer is
   in its passages: each sentence holding the gold answer is blanked, offsets kept, and the
-  question asked again over what is left). This is the held-out sets' hard case, the right
-  story without the asked-for detail, and it needs no hand labelling.
+  question asked again over what is left): the right story without the asked-for detail,
+  with no hand labelling.
 
-A logistic regression (standardised features, ``--C``) is fitted on answered-right (1) against
+The regression (standardised features, ``--C``) is fitted on answered-right (1) against
 unanswerable (0) questions; answerable questions answered wrongly are left out of the fit but
 counted by the threshold rule. Out-of-fold probabilities (``--folds`` folds, a question and its
 removed-sentence variant in the same fold) choose the threshold: the highest that declines at
-most ``--max-declined`` of the answerable fit questions, the rule the score threshold used. The
-report files are answered once with the final model, beside the score threshold.
+most ``--max-declined`` of the answerable fit questions, the rule the score threshold uses
+(printed beside it at its own rule). The report files are answered once with the final model.
 
-  python bench/fit_decline_gate.py FIT.jsonl ... --report HELD.jsonl ... [--out assistant/decline_gate.json]
+  ASSISTANT_HOME=H python bench/fit_decline_gate.py FIT.jsonl ... --report HELD.jsonl ...
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import re
 import sys
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,7 +46,60 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_reader import _in_docs, contains
 
-from assistant.decline_gate import FEATURES, gate_features
+from assistant.wordweights import question_weights
+from index.lexical import tokenize
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_core.documents import Document
+
+    from assistant.extractive import Sentence
+
+
+#: The features, in the order of the fitted coefficients.
+FEATURES = (
+    "score",  # the best sentence's score (the old rule's only input)
+    "lexical",  # its weighted question-term coverage
+    "dense",  # its cosine to the question
+    "missing_top",  # weight share of question words neither it, its context nor its title has
+    "rarest_missing",  # the heaviest such word's weight / 7 (the weight of an unseen name)
+    "nowhere",  # weight share of question words no retrieved passage or title has
+    "gap",  # best score minus the best score of another article's sentence
+    "typed",  # 1 when the question asks for a kind of answer (money, date, name, ...)
+)
+
+
+def gate_features(
+    question: str,
+    docs: Sequence[Document],
+    ranked: Sequence[Sentence],
+    typed_question: bool,
+    weigh: Callable[[str], dict[str, float]] = question_weights,
+) -> dict[str, float]:
+    """The gate's inputs for one question whose sentences ``ranked`` are scored, best first."""
+    top = ranked[0]
+    weights = weigh(question)
+    total = sum(weights.values()) or 1.0
+    title = set(tokenize(docs[top.doc].metadata.get("title") or ""))
+    top_toks = set(tokenize(f"{top.context} {top.text}")) | title
+    everywhere: set[str] = set()
+    for doc in docs:
+        everywhere |= set(tokenize(doc.page_content)) | set(
+            tokenize(doc.metadata.get("title") or "")
+        )
+    missing = [w for t, w in weights.items() if t not in top_toks]
+    other = next((s.score for s in ranked[1:] if s.doc != top.doc), top.score - 1.0)
+    return {
+        "score": top.score,
+        "lexical": top.lexical,
+        "dense": top.dense,
+        "missing_top": sum(missing) / total,
+        "rarest_missing": max(missing, default=0.0) / 7.0,
+        "nowhere": sum(w for t, w in weights.items() if t not in everywhere) / total,
+        "gap": top.score - other,
+        "typed": 1.0 if typed_question else 0.0,
+    }
 
 
 def _docs(row: dict[str, Any]) -> list[Any]:
@@ -159,10 +220,13 @@ def figures(ex: list[dict[str, Any]], accept: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def choose_threshold(ex: list[dict[str, Any]], p: np.ndarray, max_declined: float) -> float:
-    """The highest probability threshold declining at most ``max_declined`` of the answerable."""
-    best = 0.0
-    for t in np.round(np.arange(0.01, 1.0, 0.01), 2):
+def choose_threshold(
+    ex: list[dict[str, Any]], p: np.ndarray, max_declined: float, low: float = 0.01
+) -> float:
+    """The highest threshold (steps of 0.01 from ``low``) declining at most ``max_declined`` of
+    the answerable questions."""
+    best = low
+    for t in np.round(np.arange(low, 1.0, 0.01), 2):
         if figures(ex, p >= t)["answerable_declined"] <= max_declined:
             best = float(t)
     return best
@@ -179,7 +243,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--C", type=float, default=1.0)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--max-declined", type=float, default=0.05)
-    p.add_argument("--out", help="write the gate here (assistant/decline_gate.json)")
     args = p.parse_args(argv)
 
     from assistant.api import open_index
@@ -187,16 +250,32 @@ def main(argv: list[str] | None = None) -> None:
 
     embedder = open_index().embedder
     embedder.passage_cache_size = embedder.query_cache_size = 1_000_000
-    answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"), gate=None)
-    fit_rows = [r for path in args.fit for r in _read(path)]
-    ex = examples(fit_rows, answerer, synth=True)
+    answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"))
+    ex = []
+    for path in args.fit:
+        for e in examples(_read(path), answerer, synth=True):
+            ex.append({**e, "file": Path(path).name})
     score = np.array([e["x"][FEATURES.index("score")] for e in ex])
     p_oof = _oof(ex, args.C, args.folds)
     tau = choose_threshold(ex, p_oof, args.max_declined)
-    model = {**_fit(ex, args.C), "threshold": tau}
+    model = _fit(ex, args.C)
     print(json.dumps({"fit_examples": len(ex), "threshold": tau}))
+    s_tau = choose_threshold(ex, score, args.max_declined, low=0.2)
     print(json.dumps({"fit": "score threshold", **figures(ex, score >= DECLINE_THRESHOLD)}))
+    print(json.dumps({"fit": f"score, same rule: {s_tau}", **figures(ex, score >= s_tau)}))
     print(json.dumps({"fit": "gate, out of fold", **figures(ex, p_oof >= tau)}))
+    for name in dict.fromkeys(e["file"] for e in ex):
+        m = np.array([e["file"] == name for e in ex])
+        sub = [e for e in ex if e["file"] == name]
+        print(
+            json.dumps(
+                {
+                    "file": name,
+                    "score": figures(sub, score[m] >= DECLINE_THRESHOLD),
+                    "gate": figures(sub, p_oof[m] >= tau),
+                }
+            )
+        )
     print(json.dumps({"coef": dict(zip(FEATURES, np.round(model["coef"], 3), strict=True))}))
     for path in args.report:
         rex = examples(_read(path), answerer, synth=True)
@@ -210,17 +289,6 @@ def main(argv: list[str] | None = None) -> None:
         print(
             json.dumps({"report": name, "rule": "gate", **figures(rex, _prob(model, rex) >= tau)})
         )
-    if args.out:
-        data = {
-            "features": list(FEATURES),
-            **model,
-            "fitted_on": [Path(f).name for f in args.fit],
-            "C": args.C,
-            "rule": f"highest threshold declining <= {args.max_declined} of answerable fit "
-            "questions, out of fold",
-        }
-        Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
-        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
-"""The extractive answerer's decline gate: its features, its arithmetic and its file."""
+"""The decline-gate experiment (``bench/fit_decline_gate.py``): its features, the removed-sentence
+unanswerable examples and the threshold rule."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from langchain_core.documents import Document
 
-from assistant.decline_gate import FEATURES, DeclineGate, gate_features
 from assistant.extractive import ExtractiveAnswerer
 from index.embeddings import FakeTokenizingEmbeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from fit_decline_gate import choose_threshold, figures, gate_features, removed_variant
 
 
 def _uniform(question: str) -> dict[str, float]:
@@ -71,48 +73,30 @@ def test_gap_is_measured_to_another_article() -> None:
     assert f["gap"] == pytest.approx(ranked[0].score - other)
 
 
-def _gate(threshold: float, coef_score: float = 1.0) -> DeclineGate:
-    n = len(FEATURES)
-    coef = [0.0] * n
-    coef[FEATURES.index("score")] = coef_score
-    return DeclineGate(
-        mean=(0.0,) * n, scale=(1.0,) * n, coef=tuple(coef), intercept=0.0, threshold=threshold
-    )
+def _example(kind: str, right: bool = False, type_ok: bool = True) -> dict[str, object]:
+    return {"kind": kind, "answerable": kind == "answerable", "right": right, "type_ok": type_ok}
 
 
-def test_probability_is_the_logistic_of_the_standardised_sum() -> None:
-    gate = _gate(0.5, coef_score=2.0)
-    f = dict.fromkeys(FEATURES, 0.0) | {"score": 0.25}
-    assert gate.probability(f) == pytest.approx(1 / (1 + math.exp(-0.5)))
-    assert gate.accepts(f)
-    assert not gate.accepts(f | {"score": -0.25})
+def test_threshold_rule_declines_at_most_the_allowed_share_of_answerable_questions() -> None:
+    ex = [_example("answerable", right=True) for _ in range(20)] + [
+        _example("unanswerable") for _ in range(5)
+    ]
+    p = np.array([0.1 + 0.04 * i for i in range(20)] + [0.05, 0.1, 0.2, 0.3, 0.9])
+    tau = choose_threshold(ex, p, max_declined=0.05)
+    assert tau == pytest.approx(0.14)  # the highest declining only the answerable 0.10: 1 of 20
+    f = figures(ex, p >= tau)
+    assert f["answerable_declined"] == 0.05
+    assert f["gold_in_answer"] == 0.95
+    assert f["unanswerable_declined"] == 0.4  # 0.05 and 0.1 are under it
 
 
-def test_the_gate_decides_in_place_of_the_threshold() -> None:
-    docs = [_doc("Smith won the race in Leeds.")]
-    refuse = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=-1, gate=_gate(2.0))
-    assert not refuse.answer("Who won the race?", docs)[2]
-    accept = ExtractiveAnswerer(FakeTokenizingEmbeddings(), _uniform, threshold=99, gate=_gate(0.0))
-    assert accept.answer("Who won the race?", docs)[2]
-
-
-def test_a_gate_file_for_other_features_is_refused() -> None:
-    with pytest.raises(ValueError, match="re-fit"):
-        DeclineGate.from_dict(
-            {
-                "features": ["score"],
-                "mean": [0],
-                "scale": [1],
-                "coef": [1],
-                "intercept": 0,
-                "threshold": 0.5,
-            }
-        )
+def test_a_type_decline_counts_as_declined_whatever_the_gate_says() -> None:
+    ex = [_example("answerable", right=True, type_ok=False), _example("answerable", right=True)]
+    f = figures(ex, np.array([True, True]))
+    assert f["answerable_declined"] == 0.5 and f["gold_in_answer"] == 0.5
 
 
 def test_removed_variant_blanks_the_answer_sentences_and_keeps_offsets() -> None:
-    from fit_decline_gate import removed_variant
-
     text = "Talks were held. Smith won the race in Leeds. Rain fell."
     row = {
         "answer": "Smith",

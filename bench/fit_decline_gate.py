@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_reader import _in_docs, contains
+from calibrate_extractive import _read
+from fit_reader import _in_docs, _logits, _standardised_lr, contains
 
 from assistant.wordweights import question_weights
 from index.lexical import tokenize
@@ -168,24 +169,14 @@ def examples(rows: list[dict[str, Any]], answerer: Any, synth: bool) -> list[dic
 
 
 def _fit(ex: list[dict[str, Any]], c: float) -> dict[str, Any]:
-    from sklearn.linear_model import LogisticRegression
-
+    """Answered right (1) against unanswerable (0); wrong answers are left out."""
     train = [e for e in ex if e["right"] or not e["answerable"]]
-    x = np.array([e["x"] for e in train])
     y = np.array([1 if e["right"] else 0 for e in train])
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    lr = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
-    return {
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "coef": lr.coef_[0].tolist(),
-        "intercept": float(lr.intercept_[0]),
-    }
+    return _standardised_lr(np.array([e["x"] for e in train]), y, c)
 
 
 def _prob(model: dict[str, Any], ex: list[dict[str, Any]]) -> np.ndarray:
-    x = (np.array([e["x"] for e in ex]) - model["mean"]) / model["scale"]
-    return 1 / (1 + np.exp(-(x @ np.array(model["coef"]) + model["intercept"])))
+    return 1 / (1 + np.exp(-_logits(np.array([e["x"] for e in ex]), model)))
 
 
 def _oof(ex: list[dict[str, Any]], c: float, folds: int) -> np.ndarray:
@@ -232,10 +223,6 @@ def choose_threshold(
     return best
 
 
-def _read(path: str) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("fit", nargs="+", help="collected fit files (calibrate_extractive collect)")
@@ -253,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     answerer = ExtractiveAnswerer(embedder, threshold=float("-inf"))
     ex = []
     for path in args.fit:
-        for e in examples(_read(path), answerer, synth=True):
+        for e in examples(_read([path]), answerer, synth=True):
             ex.append({**e, "file": Path(path).name})
     score = np.array([e["x"][FEATURES.index("score")] for e in ex])
     p_oof = _oof(ex, args.C, args.folds)
@@ -278,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(json.dumps({"coef": dict(zip(FEATURES, np.round(model["coef"], 3), strict=True))}))
     for path in args.report:
-        rex = examples(_read(path), answerer, synth=True)
+        rex = examples(_read([path]), answerer, synth=True)
         rscore = np.array([e["x"][FEATURES.index("score")] for e in rex])
         name = re.sub(r"\.jsonl$", "", Path(path).name)
         print(

@@ -36,15 +36,19 @@ from .reliability_support import (
 
 
 def committed(index_dir: Path, article_id: str) -> tuple[str | None, int, int]:
-    """(origin, n_chunks, chunk rows) of an article, read with a connection of our own."""
-    db = sqlite3.connect(index_dir / "catalog.sqlite", timeout=30)
+    """(origin, n_chunks, chunk rows) of an article, read with a connection of our own in one
+    read transaction: two bare SELECTs can straddle a commit that removes the article (a reader
+    saw its row, then 0 chunks, when the sync dropped a replaced version in between)."""
+    db = sqlite3.connect(index_dir / "catalog.sqlite", timeout=30, isolation_level=None)
     try:
+        db.execute("BEGIN")
         row = db.execute(
             "SELECT origin, n_chunks FROM articles WHERE article_id = ?", (article_id,)
         ).fetchone()
         (rows,) = db.execute(
             "SELECT COUNT(*) FROM chunks WHERE article_id = ?", (article_id,)
         ).fetchone()
+        db.execute("COMMIT")
     finally:
         db.close()
     return (row[0], row[1], rows) if row else (None, 0, rows)

@@ -27,31 +27,19 @@ import argparse
 import hashlib
 import json
 import pickle
-import re
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def normalise(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, single spaces. Non-ASCII punctuation
-    becomes a space before accents are dropped: dropping it would glue words together
-    ("Colombia’s" -> "colombias", so the gold "Colombia" was not found in its own answer)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(
-        " " if ord(ch) > 127 and unicodedata.category(ch)[0] in "PZ" else ch for ch in text
-    )
-    text = text.encode("ascii", "ignore").decode()
-    text = re.sub(r"[^\w%$£€.]+|(?<!\d)\.|\.(?!\d)", " ", text.lower())
-    return " ".join(text.split())
+from assistant.evaluation.metrics import answer_correct
 
 
 def contains(haystack: str, needle: str | None) -> bool:
-    return bool(needle) and f" {normalise(needle)} " in f" {normalise(haystack)} "
+    """The gold answer in ``haystack`` as whole words: `assistant eval`'s rule, shared."""
+    return answer_correct(haystack, needle)
 
 
 def split_of(question: str, test_share: float) -> str:

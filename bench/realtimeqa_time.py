@@ -18,12 +18,13 @@ import argparse
 import gzip
 import json
 import re
-import string
 import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from assistant.evaluation.metrics import answer_correct
 
 
 def load(data: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -130,9 +131,10 @@ def retrieval_grid(
                 known = [g for g in golds if g]
                 is_newer = bool(top and known and top > max(known))
                 newer += is_newer
-                text = normalise(pool[ranked[0]]["text"])
-                answers = [normalise(t) for t in q["answer_text"]]
-                newer_wrong += is_newer and not any(a and a in text for a in answers)
+                text = pool[ranked[0]]["text"]
+                newer_wrong += is_newer and not any(
+                    answer_correct(text, a) for a in q["answer_text"]
+                )
         n = len(questions)
         print(
             f"grid window={mode} recency={weight} age_prior={prior} grace={grace}: hit@1 {hit1 / n:.3f}  "
@@ -152,12 +154,6 @@ _TIME_NOTES = re.compile(
 def answer_body(text: str) -> str:
     """The answer without the dates this feature adds, so a gold "12" cannot match "12 Jun"."""
     return _TIME_NOTES.sub("", text)
-
-
-def normalise(text: str) -> str:
-    text = text.lower().replace("“", "").replace("”", "").replace("’", "'")
-    text = "".join(ch for ch in text if ch not in string.punctuation)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def run(
@@ -195,8 +191,8 @@ def run(
         cited = [doc_of_url.get(c.url or "") for c in result.citations]
         if any((d := article_day(pool[c])) is not None and d > day for c in cited if c):
             future += 1
-        golds = {normalise(t) for t in q["answer_text"]}
-        hit = any(g and g in normalise(answer_body(result.text)) for g in golds)
+        body = answer_body(result.text)
+        hit = any(answer_correct(body, g) for g in q["answer_text"])
         gold_in += hit
         rows.append(
             {

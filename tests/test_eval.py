@@ -145,6 +145,8 @@ def test_rank_accuracy_and_citation_precision() -> None:
     assert answer_correct("They replaced  140 cables [1].", "140")
     assert not answer_correct("They replaced cables.", "140")
     assert not answer_correct("anything", None)
+    assert not answer_correct("They replaced 1400 cables.", "140")  # whole words only
+    assert answer_correct("Élysée talks, 5.5% up", "elysee talks 5.5%")
 
 
 def test_timings_start_without_cached_question_vectors() -> None:

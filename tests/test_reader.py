@@ -292,12 +292,10 @@ def test_decline_keeps_the_closest_passages() -> None:
 
 
 def test_bench_answer_match_splits_words_at_typographic_punctuation() -> None:
-    """The reader's fit and its benchmark count an answer as right when the gold phrase is in
-    it as whole words; a curly apostrophe or dash used to be dropped, gluing words together."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from fit_reader import contains
+    """Every answer measure (`assistant eval`, bench/) counts an answer as right when the gold
+    phrase is in it as whole words; a curly apostrophe or dash used to be dropped, gluing words
+    together."""
+    from assistant.evaluation.metrics import answer_correct as contains
 
     assert contains("Gustavo Petro will become Colombia’s first leftist leader", "Colombia")
     assert contains("prices for eggs soared 38% – chicken jumped", "chicken")

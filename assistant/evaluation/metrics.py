@@ -7,6 +7,7 @@ by how it chunks; ``quality`` states them for the user in its help text.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,8 +103,26 @@ def first_hit_rank(passages: Sequence[Passage], q: Question) -> int | None:
     return next((i for i, p in enumerate(passages, 1) if has_evidence(p, q)), None)
 
 
+def answer_words(text: str) -> str:
+    """The form answers are compared in: lower case, no accents, punctuation as spaces, single
+    spaces (decimal points and % $ £ € kept). Non-ASCII punctuation becomes a space before
+    accents are dropped: dropping it would glue words ("Colombia’s" -> "colombias", so the
+    gold "Colombia" was not found in its own answer)."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(
+        " " if ord(ch) > 127 and unicodedata.category(ch)[0] in "PZ" else ch for ch in text
+    )
+    text = text.encode("ascii", "ignore").decode()
+    text = re.sub(r"[^\w%$£€.]+|(?<!\d)\.|\.(?!\d)", " ", text.lower())
+    return " ".join(text.split())
+
+
 def answer_correct(text: str, gold: str | None) -> bool:
-    return bool(gold) and contains(text, gold or "")
+    """The gold answer is in the answer text as whole words ("10" is not in "100", "Colombia"
+    not in "Colombian"). The one rule for every answer measure: `assistant eval` and the
+    scripts in bench/ (which used to carry three slightly different rules of their own)."""
+    words = answer_words(gold or "")
+    return bool(words) and f" {words} " in f" {answer_words(text)} "
 
 
 def citation_precision(cited: Sequence[Passage], q: Question) -> float | None:

@@ -155,13 +155,18 @@ GRIDS: dict[str, list[float]] = {
 # gold-in-answer from 0.667 to 0.681 in the first search, with more quotes per answer).
 
 
-def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
-    """The collected rows re-answered from their stored passages by ``answerer``."""
+def row_docs(row: dict[str, Any]) -> list[Any]:
+    """A collected row's stored passages as the ``Document``s the answerer was given."""
     from langchain_core.documents import Document
 
+    return [Document(page_content=d["text"], metadata=dict(d["metadata"])) for d in row["docs"]]
+
+
+def _rescore(rows: list[dict[str, Any]], answerer: Any) -> list[dict[str, Any]]:
+    """The collected rows re-answered from their stored passages by ``answerer``."""
     out = []
     for r in rows:
-        docs = [Document(page_content=d["text"], metadata=d["metadata"]) for d in r["docs"]]
+        docs = row_docs(r)
         ranked = answerer.score(r["question"], docs)
         text, citations, answered = answerer.read(r["question"], docs, ranked)
         right = bool(r["answer"]) and answered and contains(text, r["answer"])

@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_extractive import _read
+from calibrate_extractive import _read, row_docs
 from fit_reader import _in_docs, _logits, _standardised_lr, contains
 
 from assistant.wordweights import question_weights
@@ -103,12 +103,6 @@ def gate_features(
     }
 
 
-def _docs(row: dict[str, Any]) -> list[Any]:
-    from langchain_core.documents import Document
-
-    return [Document(page_content=d["text"], metadata=dict(d["metadata"])) for d in row["docs"]]
-
-
 def _blank(text: str, answer: str) -> str:
     """``text`` with every sentence that holds ``answer`` replaced by spaces (offsets kept)."""
     from index.sentences import split_sentences
@@ -124,7 +118,7 @@ def removed_variant(row: dict[str, Any]) -> list[Any] | None:
     """The row's passages without the sentences holding its answer, or None when the answer
     cannot be taken out that way (a headline holds it, or it spans sentences)."""
     answer = row["answer"]
-    docs = _docs(row)
+    docs = row_docs(row)
     if not answer or not _in_docs(docs, answer):
         return None
     for d in docs:
@@ -143,7 +137,7 @@ def examples(rows: list[dict[str, Any]], answerer: Any, synth: bool) -> list[dic
 
     out = []
     for r in rows:
-        variants = [(_docs(r), r["answer"], "")]
+        variants = [(row_docs(r), r["answer"], "")]
         if synth:
             removed = removed_variant(r)
             if removed is not None:

@@ -196,6 +196,17 @@ def test_summarise_counts_declines_and_ranks() -> None:
     assert summarise([GOLD], [Outcome(rank=1)])["decline_accuracy"] is None
 
 
+def test_a_set_without_evidence_quotes_has_no_evidence_recall() -> None:
+    """Answers but no evidence (the held-out BBC set): recall is not measured, not 0."""
+    bare = Question("q?", "140", "news/harbour.txt")
+    s = summarise([bare, GOLD], [Outcome(rank=None, answered=True, correct=True), Outcome(rank=2)])
+    assert s["recall_at_1"] == 0.0 and s["recall_at_4"] == 1.0  # GOLD alone counts
+    assert s["answer_accuracy"] == 0.5  # both count
+    only_bare = summarise([bare], [Outcome(rank=None, answered=True, correct=True)])
+    assert only_bare["recall_at_5"] is None and only_bare["mrr_at_10"] is None
+    assert only_bare["cited_evidence_recall"] is None and only_bare["answer_accuracy"] == 1.0
+
+
 def test_load_questions_locates_evidence_in_the_gold_article(tmp_path: Path) -> None:
     questions = load_questions(tiny_corpus(tmp_path))
     assert [q.answerable for q in questions] == [True, True, True, False]

@@ -152,13 +152,16 @@ def summarise(questions: Sequence[Question], outcomes: Sequence[Outcome]) -> dic
     pairs = list(zip(questions, outcomes, strict=True))
     gold = [o for q, o in pairs if q.answerable]
     unanswerable = [o for q, o in pairs if not q.answerable]
-    ranks = [o.rank for o in gold]
+    # Evidence figures only over questions that name their evidence: a set with answers but no
+    # evidence quotes (the held-out BBC set) has no evidence recall, not a recall of 0.
+    with_evidence = [o for q, o in pairs if q.answerable and (q.evidence or q.evidence_span)]
+    ranks = [o.rank for o in with_evidence]
     out: dict[str, Any] = {
         f"recall_at_{k}": _mean([1.0 if r is not None and r <= k else 0.0 for r in ranks])
         for k in (1, 4, 5)
     }
     out["mrr_at_10"] = _mean([1.0 / r if r is not None and r <= DEPTH else 0.0 for r in ranks])
-    out["cited_evidence_recall"] = _mean([float(o.cited_evidence) for o in gold])
+    out["cited_evidence_recall"] = _mean([float(o.cited_evidence) for o in with_evidence])
     out["answer_accuracy"] = _mean([float(o.answered and o.correct) for o in gold])
     precisions = [o.precision for o in gold if o.answered and o.precision is not None]
     out["citation_precision"] = _mean(precisions)

@@ -14,9 +14,12 @@ Scoring rules (the same for both pipelines, so neither is favoured by how it chu
   substring of it, or when it is from the gold article and its span in the article text
   overlaps the evidence's span there: sentence-bounded chunks (ours) and 1,000-character
   windows (the tutorial's) can both cut an evidence passage in two.
-* recall@k / MRR@10: the rank of the first passage holding the evidence (answerable only).
-* Answer accuracy: the answer was given (not declined) and contains the gold answer (case- and
-  whitespace-insensitive). The tutorial's answer is its top passage and it never declines.
+* recall@k / MRR@10: the rank of the first passage holding the evidence (answerable questions
+  that give their evidence; a set without evidence quotes prints "-").
+* Answer accuracy: the answer was given (not declined) and contains the gold answer as whole
+  words, ignoring case, accents and punctuation ("140" is not in "1400"; the rule of every
+  answer measure, ``metrics.answer_correct``). The tutorial's answer is its top passage and it
+  never declines.
 * Cited evidence recall / citation precision: over the passages the answer cites (the
   tutorial's: the four it retrieved). Precision is the share from the gold article or holding
   the evidence, averaged over answered answerable questions; declines cite nothing.

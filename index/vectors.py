@@ -7,12 +7,16 @@ collection has no embedding function), so one collection only ever holds one mod
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import time
 import warnings
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from index.errors import IndexCorruptError, StoreUnavailableError
@@ -54,6 +58,61 @@ def _unavailable(settings: IndexSettings, exc: Exception) -> str:
         f"cannot open the vector store at {settings.store_location}: {exc}. If it is damaged, "
         "move that folder aside and run `assistant index --rebuild` to rebuild it."
     )
+
+
+#: In ``home``, while a process writes the embedded store: its pid and the collection it writes.
+#: Left behind only by a writer that died mid-way (a kill, a power cut), whose HNSW files may be
+#: torn. Chroma's Rust core can then crash the reading process outright (a segmentation fault
+#: in ``count``, seen in the 200-kill soak), where an exception would have said how to heal.
+WRITE_MARK = "vectors-writing.json"
+# Exit codes of the probe child: 0 read fine, 3 Chroma could not read it; a signal (negative
+# code) is a crash while reading it. Anything else says nothing about the collection.
+_PROBE_DAMAGED = 3
+_PROBE = """
+import sys
+import chromadb
+from chromadb.errors import InternalError
+
+client = chromadb.PersistentClient(
+    path=sys.argv[1], settings=chromadb.Settings(anonymized_telemetry=False)
+)
+try:
+    col = client.get_collection(sys.argv[2], embedding_function=None)
+    col.count()
+    sample = col.get(limit=1, include=["embeddings"])
+    if sample["ids"]:
+        vector = [float(x) for x in sample["embeddings"][0]]
+        col.query(query_embeddings=[vector], n_results=1, include=[])
+except InternalError as exc:
+    print(repr(exc))
+    sys.exit(3)
+"""
+
+
+@contextmanager
+def writing(settings: IndexSettings, collection: str) -> Iterator[None]:
+    """Mark the embedded store as being written to ``collection`` for the block: the mark
+    outlives only a writer that dies mid-way, and tells the next process to look before it
+    loads that collection (``VectorStore._check_unclean_exit``)."""
+    if settings.chroma_host:
+        yield  # a server's files are the server's: it recovers them itself
+        return
+    mark = settings.home / WRITE_MARK
+    mark.write_text(json.dumps({"pid": os.getpid(), "collection": collection}), "utf-8")
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 class VectorStore:
@@ -138,8 +197,60 @@ class VectorStore:
             return False
         return False
 
+    def _check_unclean_exit(self) -> None:
+        """Before this process first loads the collection: if the last writer of it died while
+        writing (its mark is left and its pid is gone), load it once in a child process. A
+        torn collection then crashes or fails the child, not this process, and the user is
+        told how to heal; a readable one clears the mark."""
+        mark = self.settings.home / WRITE_MARK
+        if self.settings.chroma_host or not mark.exists():
+            return
+        try:
+            seen = mark.read_text("utf-8")
+            written = json.loads(seen)
+            pid, collection = int(written["pid"]), str(written["collection"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # being written or removed right now: a live writer's
+        if collection != self.name or pid == os.getpid() or _alive(pid):
+            return  # another collection, or a writer still at work
+        try:
+            child = subprocess.run(
+                [sys.executable, "-c", _PROBE, str(self.settings.home / "chroma"), self.name],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("could not check collection %s after an unclean exit: %s", self.name, exc)
+            return
+        if child.returncode == 0:
+            with suppress(OSError):
+                if mark.read_text("utf-8") == seen:  # not a new writer's mark
+                    mark.unlink()
+            return
+        if child.returncode < 0 or child.returncode == _PROBE_DAMAGED:
+            how = (
+                f"reading them crashed a process (signal {-child.returncode})"
+                if child.returncode < 0
+                else f"they cannot be read ({child.stdout.strip() or child.stderr.strip()[-300:]})"
+            )
+            raise IndexCorruptError(
+                f"the vectors of this index (collection {self.name} in "
+                f"{self.settings.store_location}) are damaged: {how}; the process that wrote "
+                f"them (pid {pid}) was killed mid-write. Run `assistant index`: it re-embeds the "
+                "articles into a fresh index (or `assistant index --rebuild`)."
+            )
+        log.warning(
+            "could not check collection %s after an unclean exit (exit %s): %s",
+            self.name,
+            child.returncode,
+            child.stderr.strip()[-300:],
+        )
+
     @property
     def collection(self) -> Any:
+        if self._collection is None:
+            self._check_unclean_exit()
         if self._collection is None and self.must_exist:
             from chromadb.errors import NotFoundError
 

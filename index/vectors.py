@@ -71,13 +71,16 @@ _PROBE_DAMAGED = 3
 _PROBE = """
 import sys
 import chromadb
-from chromadb.errors import InternalError
+from chromadb.errors import InternalError, NotFoundError
 
 client = chromadb.PersistentClient(
     path=sys.argv[1], settings=chromadb.Settings(anonymized_telemetry=False)
 )
 try:
-    col = client.get_collection(sys.argv[2], embedding_function=None)
+    try:
+        col = client.get_collection(sys.argv[2], embedding_function=None)
+    except NotFoundError:
+        sys.exit(0)  # killed before it made the collection: nothing of it to tear
     col.count()
     sample = col.get(limit=1, include=["embeddings"])
     if sample["ids"]:

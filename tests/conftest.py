@@ -95,6 +95,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def indexed_home(
+    tmp_path: Path, articles: dict[str, str], model: str = "fake", **settings: Any
+) -> Settings:
+    """A home with ``articles`` (file name -> text) written to ``tmp_path/docs`` and synced."""
+    from index.sync import sync
+
+    home = Settings(home=tmp_path / "home", embedding_model=model, **settings)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in articles.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    sync(home, [str(docs)], show_bar=False)
+    return home
+
+
 @pytest.fixture
 def fake_settings(tmp_path: Path) -> Settings:
     """Settings with the deterministic fake embedder: fast, for logic tests."""

@@ -19,6 +19,7 @@ from index.store import Index, active_generation
 from index.sync import sync
 from index.vectors import connect
 
+from .conftest import indexed_home
 from .reliability_support import child_env, cli_command, forget_open_stores
 from .test_reliability_store import ARTICLES, QUESTION
 
@@ -31,13 +32,7 @@ def _fresh_process_state() -> Iterator[None]:
 
 
 def build(tmp_path: Path, model: str) -> Settings:
-    settings = Settings(home=tmp_path / "home", embedding_model=model)
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in ARTICLES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    sync(settings, [str(folder)], show_bar=False)
-    return settings
+    return indexed_home(tmp_path, ARTICLES, model)
 
 
 def assert_rover(result: Any) -> None:

@@ -14,9 +14,8 @@ import pytest
 from assistant.api import answer
 from assistant.settings import Settings
 from assistant.types import NO_ANSWER
-from index.sync import sync
 
-from .conftest import NEEDS_LLAMA
+from .conftest import NEEDS_LLAMA, indexed_home
 from .reliability_support import forget_open_stores
 
 ARTICLES = {
@@ -32,13 +31,7 @@ CLAIM = "The rover landed on Mars, near Olympus Mons."
 @pytest.fixture
 def indexed(tmp_path: Path) -> Settings:
     forget_open_stores()
-    settings = Settings(home=tmp_path / "home", embedding_model="fake")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in ARTICLES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    sync(settings, [str(docs)], show_bar=False)
-    return settings
+    return indexed_home(tmp_path, ARTICLES)
 
 
 @pytest.mark.parametrize(

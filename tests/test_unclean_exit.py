@@ -24,6 +24,7 @@ from index.store import Index
 from index.sync import sync
 from index.vectors import WRITE_MARK, IndexCorruptError
 
+from .conftest import indexed_home
 from .reliability_support import forget_open_stores
 
 ARTICLES = {
@@ -44,13 +45,7 @@ def _fresh_stores() -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    settings = Settings(home=tmp_path / "home", embedding_model="fake")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in ARTICLES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    sync(settings, [str(docs)], show_bar=False)
-    return settings
+    return indexed_home(tmp_path, ARTICLES)
 
 
 def dead_pid() -> int:

@@ -34,12 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.evaluation.metrics import answer_correct
-
-
-def contains(haystack: str, needle: str | None) -> bool:
-    """The gold answer in ``haystack`` as whole words: `assistant eval`'s rule, shared."""
-    return answer_correct(haystack, needle)
+# The gold answer in a text as whole words: `assistant eval`'s rule, under the bench's name.
+from assistant.evaluation.metrics import answer_correct as contains
 
 
 def split_of(question: str, test_share: float) -> str:

@@ -83,42 +83,29 @@ def sync(
         else:
             target = current
         with writing(settings, target.vectors.name):
-            return _fill(
-                settings, current, target, Syncer(target, progress, show_bar), roots, damaged
-            )
-
-
-def _fill(
-    settings: IndexSettings,
-    current: Index | None,
-    target: Index,
-    syncer: Syncer,
-    roots: list[str],
-    damaged: str | None,
-) -> SyncReport:
-    """Sync ``roots`` into ``target``; switch to it if it is a new generation and complete."""
-    report = syncer.run(roots)
-    if target is not current and current is not None and syncer.missing:
-        # The new generation lacks the articles of a missing source: switching to it
-        # would delete them by absence. The old one serves until the source is back or
-        # forgotten.
-        target.drop()
-        current.close()
-        note = "rebuild not switched on: a source could not be read (above); " + _KEEPS
-        report.failed.append(FailedSource(str(settings.home), note))
-        return report
-    if target is not current:
-        report.rebuilt = current is not None
-        report.rebuilt_because = damaged
-        target.activate()
-        if current is not None:
-            current.close()
-    # Generations that readers still held at an earlier switch are removed by their last
-    # reader, or here: every sync ends with only the served (or still-read) ones left.
-    collect_garbage(settings)
-    target.lexical.refresh()
-    target.close()
-    return report
+            syncer = Syncer(target, progress, show_bar)
+            report = syncer.run(roots)
+            if target is not current and current is not None and syncer.missing:
+                # The new generation lacks the articles of a missing source: switching to it
+                # would delete them by absence. The old one serves until the source is back or
+                # forgotten.
+                target.drop()
+                current.close()
+                note = "rebuild not switched on: a source could not be read (above); " + _KEEPS
+                report.failed.append(FailedSource(str(settings.home), note))
+                return report
+            if target is not current:
+                report.rebuilt = current is not None
+                report.rebuilt_because = damaged
+                target.activate()
+                if current is not None:
+                    current.close()
+            # Generations that readers still held at an earlier switch are removed by their last
+            # reader, or here: every sync ends with only the served (or still-read) ones left.
+            collect_garbage(settings)
+            target.lexical.refresh()
+            target.close()
+            return report
 
 
 def forget(settings: IndexSettings, sources: Sequence[str], *, wait: float = 0.0) -> SyncReport:

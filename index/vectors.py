@@ -68,28 +68,36 @@ WRITE_MARK = "vectors-writing.json"
 # Exit codes of the probe child: 0 read fine, 3 Chroma could not read it; a signal (negative
 # code) is a crash while reading it. Anything else says nothing about the collection.
 _PROBE_DAMAGED = 3
-_PROBE = """
-import sys
-import chromadb
-from chromadb.errors import InternalError, NotFoundError
+_PROBE = "import sys; from index.vectors import probe_child; sys.exit(probe_child(*sys.argv[1:3]))"
 
-client = chromadb.PersistentClient(
-    path=sys.argv[1], settings=chromadb.Settings(anonymized_telemetry=False)
-)
-try:
-    try:
-        col = client.get_collection(sys.argv[2], embedding_function=None)
-    except NotFoundError:
-        sys.exit(0)  # killed before it made the collection: nothing of it to tear
-    col.count()
-    sample = col.get(limit=1, include=["embeddings"])
+
+def _read_back(collection: Any) -> None:
+    """Read a collection as a question does: one stored vector, and a search with it."""
+    sample = collection.get(limit=1, include=["embeddings"])
     if sample["ids"]:
         vector = [float(x) for x in sample["embeddings"][0]]
-        col.query(query_embeddings=[vector], n_results=1, include=[])
-except InternalError as exc:
-    print(repr(exc))
-    sys.exit(3)
-"""
+        collection.query(query_embeddings=[vector], n_results=1, include=[])
+
+
+def probe_child(path: str, name: str) -> int:
+    """The child process of ``VectorStore._check_unclean_exit``: load collection ``name`` of
+    the embedded store at ``path`` and read it back; the exit code says how that went."""
+    import chromadb
+    from chromadb.errors import InternalError, NotFoundError
+
+    client = chromadb.PersistentClient(
+        path=path, settings=chromadb.Settings(anonymized_telemetry=False)
+    )
+    try:
+        collection = client.get_collection(name, embedding_function=None)
+        collection.count()  # where the torn collection of the soak crashed its reader
+        _read_back(collection)
+    except NotFoundError:
+        return 0  # killed before it made the collection: nothing of it to tear
+    except InternalError as exc:
+        print(repr(exc))
+        return _PROBE_DAMAGED
+    return 0
 
 
 @contextmanager
@@ -189,11 +197,7 @@ class VectorStore:
         except Exception:
             return False  # the store itself fails: this says nothing about our vectors
         try:
-            ours = self._client.get_collection(self.name, embedding_function=None)
-            sample = ours.get(limit=1, include=["embeddings"])
-            if sample["ids"]:
-                vector = [float(x) for x in sample["embeddings"][0]]
-                ours.query(query_embeddings=[vector], n_results=1, include=[])
+            _read_back(self._client.get_collection(self.name, embedding_function=None))
         except InternalError:
             return True
         except Exception:

@@ -158,17 +158,9 @@ def test_cli_rebuild_in_another_process_waits_for_our_reader(
     """`assistant index --rebuild` run as its own process (against a real `chroma run`) while a
     question here reads the old generation: the CLI leaves that generation alone, the question
     answers in full, and its end removes the old generation."""
-    settings = Settings(
-        home=tmp_path / "home",
-        embedding_model="fake",
-        chroma_host="127.0.0.1",
-        chroma_port=chroma_server.port,
+    settings = indexed_home(
+        tmp_path, ARTICLES, chroma_host="127.0.0.1", chroma_port=chroma_server.port
     )
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in ARTICLES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    sync(settings, [str(folder)], show_bar=False)
     paused = PausedRetrieval(monkeypatch)
     results: list[Any] = []
     errors: list[BaseException] = []
